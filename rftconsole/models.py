@@ -1,0 +1,60 @@
+"""Console-wide models: per-user API keys and what each Celery worker last reported about itself."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import models
+
+from rftconsole.ownership import OwnedModel
+
+API_KEY_PREFIX = "rft_"
+
+
+def hash_api_key(raw_key: str) -> str:
+    # Keys are 256-bit random tokens, so a plain SHA-256 is enough (no slow hash needed):
+    # the hash alone cannot be turned back into a usable key.
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKey(OwnedModel):
+    """A bearer token for the REST API and the OpenAI-compatible endpoint, stored hashed."""
+
+    name = models.CharField(max_length=100)
+    lookup = models.CharField(max_length=16, unique=True, help_text="Visible start of the key.")
+    key_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix}…)"
+
+    @property
+    def display_prefix(self) -> str:
+        return f"{API_KEY_PREFIX}{self.lookup}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class WorkerReport(models.Model):
+    """The last self-report of one Celery worker: which queue, which torch, which devices."""
+
+    hostname = models.CharField(max_length=255, unique=True)
+    queue = models.CharField(max_length=50)
+    pid = models.IntegerField()
+    torch_version = models.CharField(max_length=50)
+    accelerator = models.CharField(max_length=200, help_text="e.g. 'cpu' or 'cuda: 2 × H100'.")
+    reported_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["queue", "hostname"]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} [{self.queue}]"

@@ -1,0 +1,207 @@
+"""RFT Console settings: one file, every knob read from the environment (see .env.example)."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import plotly
+
+from rftconsole.env import (
+    database_from_url,
+    env_bool,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+    read_or_create_secret,
+    sqlite_database,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- Data directory: SQLite DB, datasets, models, checkpoints, logs, the embedded Redis. -------
+DATA_DIR = env_path("RFT_DATA_DIR", BASE_DIR / "var")
+LOG_DIR = DATA_DIR / "logs"
+RUN_DIR = DATA_DIR / "run"
+
+# --- Core Django ------------------------------------------------------------------------------
+SECRET_KEY = env_str("SECRET_KEY") or read_or_create_secret(DATA_DIR / "secret_key")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_htmx",
+    "channels",
+    "rftconsole",
+    "jobs",
+    "rewards",
+    "playground",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "rftconsole.middleware.ConsoleLoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "rftconsole.urls"
+ASGI_APPLICATION = "rftconsole.asgi.application"
+WSGI_APPLICATION = "rftconsole.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "rftconsole.navigation.console_navigation",
+            ],
+        },
+    },
+]
+
+_database_url = env_str("DATABASE_URL")
+DATABASES = {
+    "default": database_from_url(_database_url)
+    if _database_url
+    else sqlite_database(DATA_DIR / "rftconsole.sqlite3")
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+# --- Static files: everything vendored from installed packages, served by WhiteNoise. ---------
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"  # only for `collectstatic` behind a reverse proxy
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    # plotly.min.js ships inside the plotly package: serve it from there, never from a CDN.
+    ("vendor/plotly", Path(plotly.__file__).parent / "package_data"),
+]
+WHITENOISE_USE_FINDERS = True  # serve straight from the finders: no collectstatic step needed.
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Redis: external when REDIS_URL is set, otherwise the embedded one that `up` starts. -------
+REDIS_URL = env_str("REDIS_URL")
+EMBEDDED_REDIS = not REDIS_URL
+
+
+def _embedded_redis_socket(run_dir: Path) -> Path:
+    # Unix socket paths are limited to ~107 bytes; fall back to a short, stable path in /tmp.
+    socket = run_dir / "redis.sock"
+    if len(str(socket)) < 100:
+        return socket
+    digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"rft-redis-{digest}.sock"
+
+
+EMBEDDED_REDIS_SOCKET = _embedded_redis_socket(RUN_DIR)
+
+if EMBEDDED_REDIS:
+    _channel_host: str = f"unix://{EMBEDDED_REDIS_SOCKET}"
+    _broker_default = f"redis+socket://{EMBEDDED_REDIS_SOCKET}"
+    CELERY_RESULT_BACKEND = f"redis+socket://{EMBEDDED_REDIS_SOCKET}"
+else:
+    _channel_host = REDIS_URL
+    _broker_default = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": _channel_host}], "capacity": 1500, "expiry": 60},
+    }
+}
+
+# --- Celery: queue "gpu" for training (one task per GPU), "default" for everything else. -------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or _broker_default
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves its message to be redelivered
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TRACK_STARTED = True
+CELERY_RESULT_EXPIRES = 3600
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # How long an unacknowledged (running) task stays invisible before redelivery on Redis.
+    "visibility_timeout": env_int("RFT_TASK_VISIBILITY_TIMEOUT", 3600, minimum=60),
+}
+
+# --- REST API ---------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rftconsole.api_auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "RFT Console API",
+    "DESCRIPTION": "Self-hosted reinforcement fine-tuning: datasets, rewards, jobs, deployments.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI and ReDoc come from drf-spectacular-sidecar, not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Console ----------------------------------------------------------------------------------
+RFT_ADMIN_USERNAME = env_str("RFT_ADMIN_USERNAME", "admin")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

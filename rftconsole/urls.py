@@ -1,0 +1,32 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from rftconsole import api, views
+
+router = DefaultRouter()
+router.register("keys", api.ApiKeyViewSet, basename="apikey")
+
+keys_patterns = (
+    [
+        path("", views.api_keys, name="list"),
+        path("<int:key_id>/revoke/", views.revoke_key, name="revoke"),
+    ],
+    "keys",
+)
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("system/", views.system_panel, name="system-panel"),
+    path("keys/", include(keys_patterns)),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/me/", api.me, name="api-me"),
+    path("api/system/", api.system, name="api-system"),
+    path("api/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from rftconsole.supervisor import Supervisor
+from tests.stack import start_stack
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def alice(db: None) -> User:
+    return User.objects.create_user("alice", "alice@example.com", PASSWORD)
+
+
+@pytest.fixture
+def bob(db: None) -> User:
+    return User.objects.create_user("bob", "bob@example.com", PASSWORD)
+
+
+@pytest.fixture
+def alice_client(alice: User) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def bob_client(bob: User) -> Client:
+    client = Client()
+    client.force_login(bob)
+    return client
+
+
+@pytest.fixture(scope="session")
+def live_stack(
+    django_db_setup: None, django_db_blocker: object, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Supervisor]:
+    """Real Redis and real Celery worker processes for both queues, on the test database."""
+    supervisor = start_stack(tmp_path_factory.mktemp("stack-logs"))
+    yield supervisor
+    supervisor.stop_all(grace_seconds=10)

@@ -1,0 +1,24 @@
+"""Test settings: the real settings, pointed at a throwaway data dir.
+
+pytest-django imports this before any conftest, so this is the one place that can keep tests away
+from ./var (and from the Redis socket of a console the developer may be running).
+"""
+
+import atexit
+import os
+import shutil
+import tempfile
+
+if "RFT_DATA_DIR" not in os.environ:
+    _data_dir = tempfile.mkdtemp(prefix="rft-test-")
+    os.environ["RFT_DATA_DIR"] = _data_dir
+    atexit.register(shutil.rmtree, _data_dir, ignore_errors=True)
+
+from rftconsole.settings import *  # noqa: E402, F403
+from rftconsole.settings import DATA_DIR, DATABASES  # noqa: E402
+
+# A file (not in-memory) test database, so that worker processes started by tests share it.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

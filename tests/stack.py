@@ -1,0 +1,52 @@
+"""A real Redis + Celery workers stack for tests, built from the same parts `manage.py up` uses."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE
+from rftconsole.embedded_redis import prepare_socket, redis_ready, redis_server_argv
+from rftconsole.management.commands.up import celery_worker_argv, worker_answers
+from rftconsole.supervisor import Child, Supervisor
+
+
+def test_database_url() -> str:
+    """DATABASE_URL for child processes: the test database pytest-django created."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["RFT_DATA_DIR"] = str(settings.DATA_DIR)
+    env["DATABASE_URL"] = test_database_url()
+    env["DJANGO_SETTINGS_MODULE"] = "rftconsole.settings"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start_stack(log_dir: Path) -> Supervisor:
+    """Start the embedded Redis (unless REDIS_URL is set) and one worker per queue, both ready."""
+    supervisor = Supervisor(child_env())
+    try:
+        if settings.EMBEDDED_REDIS:
+            prepare_socket(settings.EMBEDDED_REDIS_SOCKET)
+            argv = redis_server_argv(settings.EMBEDDED_REDIS_SOCKET, settings.DATA_DIR)
+            supervisor.start(Child("redis", argv, log_dir / "redis.log", redis_ready), 30)
+        for queue, concurrency in ((GPU_QUEUE, 1), (DEFAULT_QUEUE, 2)):
+            argv = celery_worker_argv(queue, concurrency)
+            argv[argv.index("-n") + 1] = f"{queue}-test-{os.getpid()}@%h"
+            ready = lambda queue=queue: worker_answers(queue)  # noqa: E731
+            worker = Child(f"{queue}-worker", argv, log_dir / f"worker-{queue}.log", ready)
+            supervisor.start(worker, 120)
+    except BaseException:
+        supervisor.stop_all(grace_seconds=5)
+        raise
+    return supervisor

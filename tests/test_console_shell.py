@@ -1,0 +1,43 @@
+"""The console shell: navigation, vendored assets only, and the API schema and docs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.test import Client
+
+EXTERNAL_ASSET = re.compile(r"""(?:src|href)\s*=\s*["'](?:https?:)?//""", re.IGNORECASE)
+
+
+def test_the_overview_shows_every_console_section(alice_client: Client) -> None:
+    html = alice_client.get("/").content.decode()
+    for label in ["Jobs", "Datasets", "Rewards", "Models", "Playground", "API keys"]:
+        assert label in html
+    assert 'href="/keys/"' in html
+
+
+def test_no_template_loads_anything_from_another_host() -> None:
+    offenders = [
+        str(path)
+        for path in Path(settings.BASE_DIR, "templates").rglob("*.html")
+        if EXTERNAL_ASSET.search(path.read_text())
+    ]
+    assert offenders == []
+
+
+def test_htmx_and_plotly_are_served_from_installed_packages() -> None:
+    assert finders.find("django_htmx/htmx-2.min.js")
+    plotly_js = finders.find("vendor/plotly/plotly.min.js")
+    assert plotly_js and Path(plotly_js).stat().st_size > 1_000_000
+
+
+def test_the_api_schema_and_docs_are_served_locally(alice_client: Client) -> None:
+    schema = alice_client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    assert "/api/keys/" in schema.json()["paths"]
+    docs = alice_client.get("/api/docs/").content.decode()
+    assert "drf_spectacular_sidecar/swagger-ui-dist" in docs
+    assert not EXTERNAL_ASSET.search(docs)

@@ -1,0 +1,97 @@
+"""`manage.py up` starts the whole embedded stack, and Ctrl-C stops it with nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.processes import alive, free_port, http_status, process_tree, wait_until
+
+pytestmark = pytest.mark.stack
+
+PRODUCTION_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+
+
+def embedded_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_VARIABLES}
+    env.update(RFT_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="rftconsole.settings")
+    env["RFT_ADMIN_PASSWORD"] = "up-test-password"
+    return env
+
+
+def manage(*args: str) -> list[str]:
+    return [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *args]
+
+
+def test_up_serves_the_console_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    port, env = free_port(), embedded_env(tmp_path / "var")
+    log = (tmp_path / "up.log").open("w+")
+    up = subprocess.Popen(manage("up", "--port", str(port)), env=env, stdout=log, stderr=log)
+    try:
+        wait_until(lambda: http_status(f"http://127.0.0.1:{port}/login/") == 200, 180, "login page")
+        status = subprocess.run(
+            manage("status", "--json", "--wait", "120"), env=env, capture_output=True, text=True
+        )
+        assert status.returncode == 0, status.stdout + status.stderr
+        queues = json.loads(status.stdout)["queues"]
+        assert queues["gpu"] == [queues["gpu"][0]] and queues["gpu"][0].startswith("gpu@")
+        assert queues["default"][0].startswith("default@")
+        tree = process_tree(up.pid)
+        assert len(tree) >= 5  # up, redis, daphne, two workers (+ their pool processes)
+    finally:
+        up.send_signal(signal.SIGINT)
+        returncode = up.wait(timeout=60)
+    log.seek(0)
+    output = log.read()
+    assert returncode == 0, output
+    assert "RFT Console is ready" in output and "All processes stopped." in output
+    assert alive(tree[1:]) == []
+    assert not (tmp_path / "var" / "run" / "redis.sock").exists()
+
+
+def test_up_prints_the_generated_admin_password_once(tmp_path: Path) -> None:
+    env = embedded_env(tmp_path / "var")
+    del env["RFT_ADMIN_PASSWORD"]
+    port = free_port()
+    up = subprocess.Popen(
+        manage("up", "--port", str(port)), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    lines: list[str] = []
+    try:
+        assert up.stdout is not None
+        for raw in up.stdout:
+            lines.append(raw.decode())
+            if "RFT Console is ready" in lines[-1] or up.poll() is not None:
+                break
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.communicate(timeout=60)
+    created = [line for line in lines if "created user 'admin' with password:" in line]
+    assert len(created) == 1, "".join(lines)
+    password = created[0].rsplit(":", 1)[1].strip()
+    assert len(password) >= 12
+
+
+def test_up_refuses_a_port_that_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            manage("up", "--port", str(port)),
+            env=embedded_env(tmp_path / "var"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert f"Port {port} on 127.0.0.1 is already in use" in result.stderr
