@@ -95,3 +95,24 @@ def test_up_refuses_a_port_that_is_taken(tmp_path: Path) -> None:
         )
     assert result.returncode != 0
     assert f"Port {port} on 127.0.0.1 is already in use" in result.stderr
+
+
+def test_up_names_a_process_that_dies_and_stops_the_others(tmp_path: Path) -> None:
+    port, env = free_port(), embedded_env(tmp_path / "var")
+    log = (tmp_path / "up.log").open("w+")
+    up = subprocess.Popen(manage("up", "--port", str(port)), env=env, stdout=log, stderr=log)
+    try:
+        up_log = tmp_path / "up.log"
+        wait_until(lambda: "RFT Console is ready" in up_log.read_text(), 180, "ready")
+        tree = process_tree(up.pid)
+        redis = next(p for p in tree if "redis-server" in p.name())
+        redis.kill()
+        returncode = up.wait(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    output = (tmp_path / "up.log").read_text()
+    assert returncode == 1, output
+    assert "✗ redis killed by SIGKILL." in output
+    assert "All processes stopped." in output
+    assert alive(tree[1:]) == []
