@@ -196,6 +196,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- Console ----------------------------------------------------------------------------------
 RFT_ADMIN_USERNAME = env_str("RFT_ADMIN_USERNAME", "admin")
+# Built starter artifacts (demo datasets, tokenizer, model), reusable across data dirs.
+STARTER_CACHE = env_path("RFT_STARTER_CACHE", DATA_DIR / "starter")
 
 LOGGING = {
     "version": 1,

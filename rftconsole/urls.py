@@ -4,10 +4,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from jobs import api as jobs_api
+from jobs.urls import models_patterns
 from rftconsole import api, views
 
 router = DefaultRouter()
 router.register("keys", api.ApiKeyViewSet, basename="apikey")
+router.register("models", jobs_api.ModelEntryViewSet, basename="model")
 
 keys_patterns = (
     [
@@ -21,6 +24,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("system/", views.system_panel, name="system-panel"),
     path("keys/", include(keys_patterns)),
+    path("models/", include(models_patterns)),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from jobs.starter.artifacts import Recipe, ensure_artifacts
 from rftconsole.supervisor import Supervisor
 from tests.stack import start_stack
 
@@ -44,3 +46,14 @@ def live_stack(
     supervisor = start_stack(tmp_path_factory.mktemp("stack-logs"))
     yield supervisor
     supervisor.stop_all(grace_seconds=10)
+
+
+@pytest.fixture(scope="session")
+def starter_artifacts() -> Path:
+    """The default starter build, made once and cached across runs (see tests/settings.py)."""
+    return ensure_artifacts(Recipe(), show_progress=False)
+
+
+@pytest.fixture
+def admin(db: None) -> User:
+    return User.objects.create_superuser("admin", "", PASSWORD)

@@ -14,6 +14,13 @@ if "RFT_DATA_DIR" not in os.environ:
     os.environ["RFT_DATA_DIR"] = _data_dir
     atexit.register(shutil.rmtree, _data_dir, ignore_errors=True)
 
+# Starter artifacts take minutes to build: build them once and share them across test runs and
+# the data dirs of the processes tests start (which inherit this environment).
+os.environ.setdefault(
+    "RFT_STARTER_CACHE",
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "starter"),
+)
+
 from rftconsole.settings import *  # noqa: E402, F403
 from rftconsole.settings import DATA_DIR, DATABASES  # noqa: E402
 

@@ -14,7 +14,7 @@ from django.conf import settings
 
 from tests.processes import alive, free_port, http_status, process_tree, wait_until
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("starter_artifacts")]
 
 PRODUCTION_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
 

@@ -1,6 +1,6 @@
 """`manage.py up`: set up the data dir and run the whole console in the foreground.
 
-Steps: embedded Redis (unless REDIS_URL is set) → migrate → starter models → admin account →
+Steps: embedded Redis (unless REDIS_URL is set) → migrate → admin account → starter model →
 Daphne, the `gpu` worker and the `default` worker, each checked end to end before the next. Then it
 watches them: if one dies it says which and why and stops the rest; Ctrl-C stops everything.
 """
@@ -19,8 +19,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from jobs.starter.register import STARTER_MODEL, starter_registered
 from rftconsole.accounts import ensure_admin
 from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE
+from rftconsole.cli import first_admin
 from rftconsole.embedded_redis import prepare_socket, redis_ready, redis_server_argv
 from rftconsole.env import env_int
 from rftconsole.supervisor import Child, ChildFailed, Supervisor, describe_exit
@@ -142,6 +144,18 @@ class Command(BaseCommand):
             self.line("               (shown once; set RFT_ADMIN_PASSWORD to choose it)")
         else:
             self.line(f"✓ admin        '{username}'")
+        self.prepare_starter()
+
+    def prepare_starter(self) -> None:
+        admin = first_admin()
+        if not starter_registered(admin):
+            self.line(
+                "  starter      building the offline starter model and demo tasks (first run)…"
+            )
+            call_command("bootstrap_starter", stdout=self.stdout)
+        self.line(
+            f"✓ starter      model '{STARTER_MODEL}', demo datasets and rewards (owned by admin)"
+        )
 
     def start_web_and_workers(
         self, supervisor: Supervisor, host: str, port: int, logs: Path, timeout: float

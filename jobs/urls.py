@@ -1,0 +1,12 @@
+from django.urls import path
+
+from jobs import views
+
+models_patterns = (
+    [
+        path("", views.model_list, name="list"),
+        path("register/", views.model_register, name="register"),
+        path("<int:model_id>/", views.model_detail, name="detail"),
+    ],
+    "models",
+)

@@ -1,0 +1,47 @@
+"""Pages of the jobs app: the model registry (datasets and jobs arrive with their issues)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from jobs.forms import RegisterModelForm
+from jobs.models import ModelEntry
+from jobs.registry import RegistryError, start_registration
+from rftconsole.ownership import get_owned_or_404, owned
+
+
+@require_GET
+def model_list(request: HttpRequest) -> HttpResponse:
+    entries = owned(ModelEntry, request.user).select_related("base")
+    return render(request, "models/list.html", {"entries": entries})
+
+
+@require_GET
+def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
+    entry = get_owned_or_404(ModelEntry, request.user, pk=model_id)
+    template = "models/_detail_body.html" if request.htmx else "models/detail.html"
+    return render(request, template, {"entry": entry})
+
+
+@require_http_methods(["GET", "POST"])
+def model_register(request: HttpRequest) -> HttpResponse:
+    form = RegisterModelForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            entry = start_registration(
+                request.user,
+                data["source"],
+                data["name"],
+                data["description"],
+                allow_local_paths=request.user.is_superuser,
+            )
+        except RegistryError as error:
+            form.add_error("source", str(error))
+        else:
+            messages.success(request, f"Registering “{entry.name}”.")
+            return redirect("models:detail", model_id=entry.pk)
+    return render(request, "models/register.html", {"form": form})

@@ -1,0 +1,58 @@
+"""The rewards app's single entry point: score a batch of sampled answers with a reward version.
+
+Training, evaluation and the test bench all call `score_batch`, whatever the reward's kind.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from rewards.graders import GRADERS
+from rewards.models import RewardFunction, RewardVersion
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sampled answer to one training row."""
+
+    id: str
+    output_text: str
+    row: dict[str, Any]  # the Bedrock-format training row (messages, reference_answer, extras)
+
+
+@dataclass
+class RewardResult:
+    id: str
+    score: float
+    components: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None  # set when the reward could not score this sample
+
+    def passed(self, threshold: float) -> bool:
+        return self.error is None and self.score >= threshold
+
+
+class RewardConfigError(ValueError):
+    """The reward version cannot be used as configured; the message says why."""
+
+
+def score_batch(version: RewardVersion, samples: list[Sample]) -> list[RewardResult]:
+    kind = version.reward.kind
+    if kind == RewardFunction.Kind.BUILTIN:
+        return [_grade_builtin(version, sample) for sample in samples]
+    raise RewardConfigError(
+        f"Reward kind {kind!r} cannot be scored by this version of RFT Console."
+    )
+
+
+def _grade_builtin(version: RewardVersion, sample: Sample) -> RewardResult:
+    grader_name = version.config.get("grader", "")
+    grader = GRADERS.get(grader_name)
+    if grader is None:
+        known = ", ".join(sorted(GRADERS))
+        raise RewardConfigError(f"Unknown built-in grader {grader_name!r} (known: {known}).")
+    grade = grader(sample.output_text, sample.row)
+    if not math.isfinite(grade.score):
+        return RewardResult(sample.id, 0.0, grade.components, f"score {grade.score} is not finite")
+    return RewardResult(sample.id, float(grade.score), grade.components)

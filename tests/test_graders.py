@@ -1,0 +1,54 @@
+"""Built-in graders score the shapes Bedrock users actually store, and explain their score."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+import rewards.graders
+from rewards.graders import final_answer_match, json_fields, support_policy
+
+
+def test_the_grader_examples_in_the_docstrings_hold() -> None:
+    result = doctest.testmod(rewards.graders)
+    assert result.attempted >= 8 and result.failed == 0
+
+
+@pytest.mark.parametrize(
+    ("output", "row", "score"),
+    [
+        (
+            "so 48 + 24 = 72\n#### 72",
+            {"reference_answer": "Natalia sold 48/2 = 24 ...\n#### 72"},
+            1.0,
+        ),
+        ("#### 1,000", {"reference_answer": {"final_answer": "1000"}}, 1.0),
+        ("#### $18", {"reference_answer": "...#### 18", "ground_truth": "18"}, 1.0),
+        ("#### 7.0", {"reference_answer": 7}, 1.0),
+        ("#### 8", {"reference_answer": {"final_answer": "7"}}, 0.0),
+        ("7", {"reference_answer": {"final_answer": "7"}}, 0.0),
+    ],
+)
+def test_final_answer_match_reads_every_reference_shape(
+    output: str, row: dict, score: float
+) -> None:
+    assert final_answer_match(output, row).score == score
+
+
+def test_json_fields_accepts_a_fenced_block_and_gives_partial_credit() -> None:
+    row = {"reference_answer": {"name": "Ana", "age": 30, "city": "Oslo"}}
+    assert json_fields('```json\n{"name": "Ana", "age": 30, "city": "Oslo"}\n```', row).score == 1.0
+    wrong_city = json_fields('{"name": "Ana", "age": 30, "city": "Rome"}', row)
+    assert wrong_city.score == pytest.approx(0.2 + 0.3 + 0.5 * 2 / 3)
+    assert {c["name"]: c["value"] for c in wrong_city.components}["values"] == pytest.approx(2 / 3)
+    assert json_fields("Name: Ana", row).score == 0.0
+    assert json_fields("[1, 2]", row).score == 0.0
+
+
+def test_support_policy_needs_politeness_and_the_ticket() -> None:
+    row = {"reference_answer": {"ticket": "#4821"}}
+    assert support_policy("Sorry! Ticket #4821 is with our team.", row).score == 1.0
+    assert support_policy("Ticket #4821 noted.", row).score == 0.5
+    assert support_policy("Thank you, we will check it.", row).score == 0.5
+    assert support_policy("We will check it.", row).score == 0.0
