@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs.models import ModelEntry
-from jobs.registry import RegistryError, start_registration
+from jobs.registry import RegistryError, remove_model, start_registration
 from rftconsole.ownership import owned
 
 
@@ -29,9 +29,11 @@ class ModelEntryViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """The model registry. POST a hub id (any user) or a server directory (admins) to register."""
+    """The model registry. POST a hub id (any user) or a server directory (admins) to register;
+    DELETE forgets an entry (its files stay on disk)."""
 
     serializer_class = ModelEntrySerializer
 
@@ -53,3 +55,9 @@ class ModelEntryViewSet(
         except RegistryError as error:
             raise ValidationError({"source": [str(error)]}) from None
         return Response(self.get_serializer(entry).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: ModelEntry) -> None:
+        try:
+            remove_model(instance)
+        except RegistryError as error:
+            raise ValidationError({"detail": [str(error)]}) from None

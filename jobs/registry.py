@@ -198,3 +198,13 @@ def start_registration(
             "Give a hub id (org/name), or ask an administrator."
         )
     return register_model(owner, source, name, description)
+
+
+def remove_model(entry: ModelEntry) -> None:
+    """Forget a model (its files stay on disk); refused while tuned models are built on it."""
+    derived = list(entry.derived.values_list("name", flat=True))
+    if derived:
+        raise RegistryError(
+            f"{entry.name!r} is the base of {', '.join(map(repr, derived))}: remove those first."
+        )
+    entry.delete()

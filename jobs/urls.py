@@ -7,6 +7,7 @@ models_patterns = (
         path("", views.model_list, name="list"),
         path("register/", views.model_register, name="register"),
         path("<int:model_id>/", views.model_detail, name="detail"),
+        path("<int:model_id>/remove/", views.model_remove, name="remove"),
     ],
     "models",
 )

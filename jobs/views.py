@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from jobs.forms import RegisterModelForm
 from jobs.models import ModelEntry
-from jobs.registry import RegistryError, start_registration
+from jobs.registry import RegistryError, remove_model, start_registration
 from rftconsole.ownership import get_owned_or_404, owned
 
 
@@ -45,3 +45,15 @@ def model_register(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Registering “{entry.name}”.")
             return redirect("models:detail", model_id=entry.pk)
     return render(request, "models/register.html", {"form": form})
+
+
+@require_POST
+def model_remove(request: HttpRequest, model_id: int) -> HttpResponse:
+    entry = get_owned_or_404(ModelEntry, request.user, pk=model_id)
+    try:
+        remove_model(entry)
+    except RegistryError as error:
+        messages.error(request, str(error))
+        return redirect("models:detail", model_id=entry.pk)
+    messages.success(request, f"Removed “{entry.name}” from the registry.")
+    return redirect("models:list")

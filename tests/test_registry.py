@@ -178,3 +178,33 @@ def test_alice_cannot_see_bobs_models(alice_client: Client, bob: User, tiny_llam
     assert alice_client.get(f"/models/{bobs.pk}/").status_code == 404
     assert alice_client.get(f"/api/models/{bobs.pk}/").status_code == 404
     assert alice_client.get("/api/models/").json()["results"] == []
+
+
+def test_a_model_can_be_removed_unless_a_tuned_model_is_built_on_it(
+    alice_client: Client, alice: User, tiny_llama: Path, tmp_path: Path
+) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    base = register_model(alice, str(tiny_llama), "tiny")
+    peft_model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_llama), LoraConfig(r=2, target_modules=["q_proj"])
+    )
+    peft_model.save_pretrained(tmp_path / "adapter")
+    tuned = register_model(alice, str(tmp_path / "adapter"), "tiny-tuned")
+
+    refused = alice_client.post(f"/models/{base.pk}/remove/", follow=True)
+    assert "is the base of &#x27;tiny-tuned&#x27;: remove those first" in refused.content.decode()
+    assert alice_client.delete(f"/api/models/{base.pk}/").status_code == 400
+
+    assert alice_client.delete(f"/api/models/{tuned.pk}/").status_code == 204
+    removed = alice_client.post(f"/models/{base.pk}/remove/", follow=True)
+    assert "Removed “tiny” from the registry." in removed.content.decode()
+    assert not ModelEntry.objects.exists()
+    assert (tiny_llama / "config.json").exists()  # files are never deleted
+
+
+def test_alice_cannot_remove_bobs_model(alice_client: Client, bob: User, tiny_llama: Path) -> None:
+    bobs = register_model(bob, str(tiny_llama), "bobs-model")
+    assert alice_client.post(f"/models/{bobs.pk}/remove/").status_code == 404
+    assert alice_client.delete(f"/api/models/{bobs.pk}/").status_code == 404
+    assert ModelEntry.objects.filter(pk=bobs.pk).exists()

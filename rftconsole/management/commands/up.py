@@ -150,7 +150,7 @@ class Command(BaseCommand):
         admin = first_admin()
         if not starter_registered(admin):
             self.line(
-                "  starter      building the offline starter model and demo tasks (first run)…"
+                "  starter      setting up the starter model and demo tasks (first run)…"
             )
             call_command("bootstrap_starter", stdout=self.stdout)
         self.line(
