@@ -74,3 +74,127 @@ class Dataset(OwnedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Job(OwnedModel):
+    """A reinforcement fine-tuning job: base model + data + pinned reward version → tuned model."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        VALIDATING = "validating", "Validating"
+        TRAINING = "training", "Training"
+        EVALUATING = "evaluating", "Evaluating"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        STOPPING = "stopping", "Stopping"
+        STOPPED = "stopped", "Stopped"
+        PAUSED = "paused", "Paused"
+
+    class Request(models.TextChoices):
+        NONE = "", "None"
+        PAUSE = "pause", "Pause"
+        STOP = "stop", "Stop"
+
+    ACTIVE = (Status.VALIDATING, Status.TRAINING, Status.EVALUATING, Status.STOPPING)
+    FINISHED = (Status.COMPLETED, Status.FAILED, Status.STOPPED)
+
+    name = models.CharField(max_length=100)
+    base_model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="jobs")
+    train_dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
+    validation_dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    validation_split = models.FloatField(
+        default=0.0, help_text="Without a validation dataset: fraction of rows held out (seeded)."
+    )
+    reward_version = models.ForeignKey(
+        "rewards.RewardVersion", on_delete=models.PROTECT, related_name="jobs"
+    )
+    hyperparameters = models.JSONField(default=dict, help_text="As given by the user.")
+    config = models.JSONField(default=dict, help_text="Frozen at launch: shown as launched.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    sub_status = models.CharField(max_length=200, blank=True)
+    status_reason = models.TextField(blank=True)
+    requested = models.CharField(max_length=5, choices=Request.choices, blank=True, default="")
+    current_step = models.IntegerField(default=0)
+    total_steps = models.IntegerField(default=0)
+    attempts = models.IntegerField(default=0)
+    worker = models.CharField(max_length=255, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    training_seconds = models.FloatField(default=0.0, help_text="Summed over attempts.")
+    output_model = models.ForeignKey(
+        ModelEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    output_step = models.IntegerField(null=True, blank=True, help_text="Step of the output model.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def group_name(self) -> str:
+        return f"job-{self.pk}"
+
+
+class JobEvent(models.Model):
+    """The status timeline of a job, each change with its human-readable reason."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    status = models.CharField(max_length=12, choices=Job.Status.choices)
+    sub_status = models.CharField(max_length=200, blank=True)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+
+class MetricPoint(models.Model):
+    """One logged step of one series ("train" or "eval"), unique: a resumed job never duplicates."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="metrics")
+    kind = models.CharField(max_length=10)
+    step = models.IntegerField()
+    epoch = models.FloatField(default=0.0)
+    values = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["step", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "kind", "step"], name="unique_metric_step")
+        ]
+
+
+class Rollout(models.Model):
+    """A sampled group for the inspector: the prompt, each completion with its reward."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="rollouts")
+    step = models.IntegerField()
+    prompt = models.JSONField()
+    reference_answer = models.JSONField(null=True)
+    completions = models.JSONField(help_text="[{text, reward, components, error}]")
+    reward_output = models.TextField(blank=True, help_text="What the reward printed.")
+
+    class Meta:
+        ordering = ["step", "pk"]
+
+
+class Checkpoint(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="checkpoints")
+    step = models.IntegerField()
+    path = models.CharField(max_length=1000)
+    validation_reward = models.FloatField(null=True)
+    validation_accuracy = models.FloatField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["step"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "step"], name="unique_checkpoint_step")
+        ]

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 
-from jobs.models import ModelEntry
+from celery import shared_task
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from jobs.models import Job, ModelEntry
 from jobs.registry import RegistryError, apply_facts, inspect_model_dir, resolve_source
 
 
@@ -21,3 +30,57 @@ def fetch_model(entry_id: int) -> str:
         entry.status, entry.status_reason = ModelEntry.Status.FAILED, str(error)
     entry.save()
     return entry.status
+
+
+@shared_task(name="jobs.train_job", acks_late=True, reject_on_worker_lost=True)
+def train_job(job_id: int) -> str:
+    """Claim the job (a second delivery does nothing) and run it, beating a heartbeat meanwhile."""
+    from jobs.actions import claim
+    from jobs.training.engine import run_job
+
+    job = claim(job_id, train_job.request.hostname or socket.gethostname())
+    if job is None:
+        return "not claimed"
+    with heartbeat(job_id):
+        run_job(job)
+    return Job.objects.filter(pk=job_id).values_list("status", flat=True).first() or "gone"
+
+
+@contextmanager
+def heartbeat(job_id: int, every: float = 5.0) -> Iterator[None]:
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(every):
+                Job.objects.filter(pk=job_id).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()  # this thread's own DB connection
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@shared_task(name="jobs.reap_stale_jobs")
+def reap_stale_jobs() -> list[int]:
+    """Re-queue jobs whose worker stopped beating (resume from checkpoint), or fail them."""
+    from jobs.actions import enqueue, set_status
+
+    cutoff = timezone.now() - timedelta(seconds=settings.RFT_HEARTBEAT_TIMEOUT)
+    requeued = []
+    for job in Job.objects.filter(status__in=Job.ACTIVE, heartbeat_at__lt=cutoff):
+        lost = f"Worker {job.worker} stopped responding at step {job.current_step}"
+        if job.attempts >= settings.RFT_MAX_ATTEMPTS:
+            set_status(
+                job, Job.Status.FAILED, message=f"{lost}; gave up after {job.attempts} attempts."
+            )
+            continue
+        set_status(job, Job.Status.QUEUED, message=f"{lost}; resuming from the last checkpoint.")
+        enqueue(job)
+        requeued.append(job.pk)
+    return requeued

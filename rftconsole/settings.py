@@ -171,6 +171,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("RFT_TASK_VISIBILITY_TIMEOUT", 3600, minimum=60),
 }
 
+CELERY_TASK_ROUTES = {"jobs.train_job": {"queue": "gpu"}}
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-jobs": {"task": "jobs.reap_stale_jobs", "schedule": 30.0},
+}
+# A training job whose worker has not beaten its heartbeat for this long is re-queued.
+RFT_HEARTBEAT_TIMEOUT = env_int("RFT_HEARTBEAT_TIMEOUT", 90, minimum=10)
+RFT_MAX_ATTEMPTS = env_int("RFT_MAX_ATTEMPTS", 3, minimum=1)
+
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -5,12 +5,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from jobs import api as jobs_api
+from jobs import api_jobs
 from jobs.urls import models_patterns
 from rftconsole import api, views
 
 router = DefaultRouter()
 router.register("keys", api.ApiKeyViewSet, basename="apikey")
 router.register("models", jobs_api.ModelEntryViewSet, basename="model")
+router.register("jobs", api_jobs.JobViewSet, basename="job")
 
 keys_patterns = (
     [

@@ -41,12 +41,20 @@ def start_stack(log_dir: Path) -> Supervisor:
             argv = redis_server_argv(settings.EMBEDDED_REDIS_SOCKET, settings.DATA_DIR)
             supervisor.start(Child("redis", argv, log_dir / "redis.log", redis_ready), 30)
         for queue, concurrency in ((GPU_QUEUE, 1), (DEFAULT_QUEUE, 2)):
-            argv = celery_worker_argv(queue, concurrency)
-            argv[argv.index("-n") + 1] = f"{queue}-test-{os.getpid()}@%h"
-            ready = lambda queue=queue: worker_answers(queue)  # noqa: E731
-            worker = Child(f"{queue}-worker", argv, log_dir / f"worker-{queue}.log", ready)
-            supervisor.start(worker, 120)
+            start_worker(supervisor, queue, concurrency, log_dir)
     except BaseException:
         supervisor.stop_all(grace_seconds=5)
         raise
     return supervisor
+
+
+def start_worker(
+    supervisor: Supervisor, queue: str, concurrency: int, log_dir: Path, generation: int = 1
+) -> Child:
+    argv = celery_worker_argv(queue, concurrency)
+    argv[argv.index("-n") + 1] = f"{queue}-test-{os.getpid()}-{generation}@%h"
+    ready = lambda: worker_answers(queue)  # noqa: E731
+    name = f"{queue}-worker-{generation}"
+    worker = Child(name, argv, log_dir / f"worker-{queue}-{generation}.log", ready)
+    supervisor.start(worker, 120)
+    return worker

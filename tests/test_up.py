@@ -36,6 +36,8 @@ def test_up_serves_the_console_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> No
     up = subprocess.Popen(manage("up", "--port", str(port)), env=env, stdout=log, stderr=log)
     try:
         wait_until(lambda: http_status(f"http://127.0.0.1:{port}/login/") == 200, 180, "login page")
+        up_log = tmp_path / "up.log"
+        wait_until(lambda: "RFT Console is ready" in up_log.read_text(), 180, "all processes")
         status = subprocess.run(
             manage("status", "--json", "--wait", "120"), env=env, capture_output=True, text=True
         )
@@ -44,7 +46,7 @@ def test_up_serves_the_console_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> No
         assert queues["gpu"] == [queues["gpu"][0]] and queues["gpu"][0].startswith("gpu@")
         assert queues["default"][0].startswith("default@")
         tree = process_tree(up.pid)
-        assert len(tree) >= 5  # up, redis, daphne, two workers (+ their pool processes)
+        assert len(tree) >= 6  # up, redis, daphne, two workers, beat (+ worker pool processes)
     finally:
         up.send_signal(signal.SIGINT)
         returncode = up.wait(timeout=60)

@@ -149,9 +149,7 @@ class Command(BaseCommand):
     def prepare_starter(self) -> None:
         admin = first_admin()
         if not starter_registered(admin):
-            self.line(
-                "  starter      setting up the starter model and demo tasks (first run)…"
-            )
+            self.line("  starter      setting up the starter model and demo tasks (first run)…")
             call_command("bootstrap_starter", stdout=self.stdout)
         self.line(
             f"✓ starter      model '{STARTER_MODEL}', demo datasets and rewards (owned by admin)"
@@ -188,6 +186,27 @@ class Command(BaseCommand):
                 describe=f"queue '{queue}', concurrency {workers}",
             )
             self.start_child(supervisor, worker, timeout)
+        schedule = settings.RUN_DIR / "celerybeat-schedule"
+        schedule.unlink(missing_ok=True)
+        beat = Child(
+            "beat",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "rftconsole",
+                "beat",
+                "-s",
+                str(schedule),
+                "-l",
+                "INFO",
+            ],
+            logs / "beat.log",
+            lambda: "beat: Starting" in (logs / "beat.log").read_text(errors="replace"),
+            describe="periodic tasks (re-queues jobs whose worker died)",
+        )
+        self.start_child(supervisor, beat, timeout)
 
     def start_child(self, supervisor: Supervisor, child: Child, timeout: float) -> None:
         supervisor.start(child, timeout)

@@ -1,0 +1,165 @@
+"""The TrainerCallback that connects a TRL run to the console.
+
+Every logged step is persisted first (the DB is the source of truth), then announced. Validation
+runs every `evalInterval` steps; each checkpoint is recorded with its validation reward and only
+the best 3 plus the last are kept. Pause, stop and the wall-clock budget act at step boundaries.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from jobs.live import send_job_event
+from jobs.models import Checkpoint, Job, MetricPoint, Rollout
+from jobs.training.reward_bridge import RewardBridge
+
+KEEP_BEST_CHECKPOINTS = 3
+MAX_REWARD_ERROR_RATE = 0.5
+
+# TRL's log keys → the console's metric names.
+LOG_KEYS = {
+    "reward": "reward_mean",
+    "reward_std": "reward_std",
+    "frac_reward_zero_std": "frac_reward_zero_std",
+    "loss": "loss",
+    "kl": "kl",
+    "entropy": "entropy",
+    "grad_norm": "grad_norm",
+    "learning_rate": "learning_rate",
+    "completions/mean_length": "completion_length_mean",
+    "completions/max_length": "completion_length_max",
+    "completions/clipped_ratio": "clipped_ratio",
+    "num_tokens": "num_tokens",
+}
+
+
+class RewardErrorsExceeded(RuntimeError):
+    pass
+
+
+def record_metric(job: Job, kind: str, step: int, epoch: float, values: dict[str, Any]) -> None:
+    """Upsert by (job, kind, step): a step replayed after a resume replaces, never duplicates."""
+    MetricPoint.objects.update_or_create(
+        job=job, kind=kind, step=step, defaults={"epoch": epoch, "values": values}
+    )
+    send_job_event(
+        job.pk, {"type": "metric", "kind": kind, "step": step, "epoch": epoch, "values": values}
+    )
+
+
+class JobCallback(TrainerCallback):
+    def __init__(
+        self,
+        job: Job,
+        bridge: RewardBridge,
+        evaluate: Callable[[Any], dict[str, Any]],
+        previous_seconds: float,
+    ) -> None:
+        self.job = job
+        self.bridge = bridge
+        self.evaluate = evaluate
+        self.hp = job.config["hyperparameters"]
+        self.previous_seconds = previous_seconds
+        self.started = time.monotonic()
+        self.step_started = time.monotonic()
+        self.last_tokens = 0.0
+        self.last_eval: dict[str, Any] | None = None
+        self.pause_reason = ""
+
+    def training_seconds(self) -> float:
+        return self.previous_seconds + time.monotonic() - self.started
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        step = state.global_step
+        if step % self.hp["evalInterval"] == 0 or step == state.max_steps:
+            self.last_eval = self.evaluate(kwargs["model"])
+            record_metric(self.job, "eval", step, state.epoch or 0.0, self.last_eval)
+            control.should_save = True
+        requested = Job.objects.filter(pk=self.job.pk).values_list("requested", flat=True).first()
+        budget = self.hp["maxWallClockMinutes"] * 60
+        if not requested and budget and self.training_seconds() >= budget:
+            requested = Job.Request.PAUSE
+            self.pause_reason = (
+                f"Paused: reached maxWallClockMinutes ({self.hp['maxWallClockMinutes']} min) "
+                f"at step {step}. Resume to continue, or raise the budget in a clone."
+            )
+            Job.objects.filter(pk=self.job.pk).update(requested=requested)
+        if requested:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not logs or "reward" not in logs:
+            return  # the end-of-training summary, not a step
+        step, rewards = state.global_step, self.bridge.take_step()
+        values = {ours: float(logs[theirs]) for theirs, ours in LOG_KEYS.items() if theirs in logs}
+        values.update(rewards.summary())
+        seconds = time.monotonic() - self.step_started
+        tokens = values.get("num_tokens", self.last_tokens)
+        values["step_seconds"] = round(seconds, 3)
+        values["tokens_per_second"] = (
+            round((tokens - self.last_tokens) / seconds, 1) if seconds else 0.0
+        )
+        self.step_started, self.last_tokens = time.monotonic(), tokens
+        Rollout.objects.filter(job=self.job, step=step).delete()  # a replayed step replaces its own
+        Rollout.objects.bulk_create(
+            [Rollout(job=self.job, step=step, **group) for group in rewards.groups]
+        )
+        record_metric(self.job, "train", step, state.epoch or 0.0, values)
+        Job.objects.filter(pk=self.job.pk).update(
+            current_step=step, training_seconds=self.training_seconds()
+        )
+        if rewards.samples and rewards.errors / rewards.samples > MAX_REWARD_ERROR_RATE:
+            raise RewardErrorsExceeded(
+                f"{rewards.errors} of {rewards.samples} rewards failed at step {step} "
+                f"(more than {MAX_REWARD_ERROR_RATE:.0%}): the rollout inspector shows the errors."
+            )
+
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        step = state.global_step
+        path = Path(args.output_dir) / f"checkpoint-{step}"
+        evaluation = self.last_eval or {}
+        Checkpoint.objects.update_or_create(
+            job=self.job,
+            step=step,
+            defaults={
+                "path": str(path),
+                "validation_reward": evaluation.get("mean_reward"),
+                "validation_accuracy": evaluation.get("accuracy"),
+            },
+        )
+        prune_checkpoints(self.job)
+
+
+def prune_checkpoints(job: Job) -> None:
+    """Keep the best KEEP_BEST_CHECKPOINTS by validation reward, plus the most recent."""
+    checkpoints = list(Checkpoint.objects.filter(job=job).order_by("step"))
+    if not checkpoints:
+        return
+    ranked = sorted(
+        checkpoints,
+        key=lambda c: (c.validation_reward is not None, c.validation_reward or 0, c.step),
+    )
+    keep = {c.pk for c in ranked[-KEEP_BEST_CHECKPOINTS:]} | {checkpoints[-1].pk}
+    for checkpoint in checkpoints:
+        if checkpoint.pk not in keep:
+            shutil.rmtree(checkpoint.path, ignore_errors=True)
+            checkpoint.delete()

@@ -1,0 +1,57 @@
+"""Turn a job's datasets into training prompts and validation rows."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from datasets import Dataset as HFDataset
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from jobs.evaluation import prompt_messages, read_rows
+from jobs.models import Job
+
+Row = dict[str, Any]
+
+
+@dataclass
+class JobData:
+    train: list[Row]
+    validation: list[Row]
+    skipped_long: int  # training rows whose prompt exceeds maxPromptLength
+
+
+def split_rows(job: Job) -> tuple[list[Row], list[Row]]:
+    rows = read_rows(job.train_dataset.path)
+    if job.validation_dataset is not None:
+        return rows, read_rows(job.validation_dataset.path)
+    seed = job.config["hyperparameters"]["seed"]
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    held_out = set(order[: math.ceil(len(rows) * job.validation_split)])
+    return (
+        [row for i, row in enumerate(rows) if i not in held_out],
+        [row for i, row in enumerate(rows) if i in held_out],
+    )
+
+
+def prompt_length(tokenizer: PreTrainedTokenizerBase, row: Row) -> int:
+    ids = tokenizer.apply_chat_template(prompt_messages(row), add_generation_prompt=True)
+    return len(ids["input_ids"] if isinstance(ids, dict) else ids)
+
+
+def prepare(job: Job, tokenizer: PreTrainedTokenizerBase) -> JobData:
+    train, validation = split_rows(job)
+    limit = job.config["hyperparameters"]["maxPromptLength"]
+    kept = [row for row in train if prompt_length(tokenizer, row) <= limit]
+    return JobData(kept, validation, skipped_long=len(train) - len(kept))
+
+
+def to_hf_dataset(rows: list[Row]) -> HFDataset:
+    """TRL reads `prompt` (chat messages); the whole row travels as JSON for the reward."""
+    return HFDataset.from_list(
+        [{"prompt": prompt_messages(row), "row": json.dumps(row)} for row in rows]
+    )

@@ -1,0 +1,197 @@
+"""Run one claimed job with TRL's GRPOTrainer: the same path for Celery jobs and `manage.py train`.
+
+Validating (tokenizer, data, weights) → step-0 validation of the base → Training (resuming from the
+last checkpoint when there is one) → Evaluating → the best checkpoint becomes a tuned model.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from django.conf import settings
+from transformers import AutoModelForCausalLM, PreTrainedModel
+from trl import GRPOConfig, GRPOTrainer
+
+from jobs.actions import set_status
+from jobs.evaluation import evaluate_loaded
+from jobs.generation import SamplingSettings, load_for_inference, load_tokenizer
+from jobs.models import Checkpoint, Job, MetricPoint
+from jobs.training.callback import JobCallback, record_metric
+from jobs.training.data import JobData, prepare, to_hf_dataset
+from jobs.training.output import publish_output
+from jobs.training.reward_bridge import RewardBridge
+
+logger = logging.getLogger(__name__)
+
+
+class JobFailure(RuntimeError):
+    """A failure with a reason meant for the user."""
+
+
+def job_dir(job: Job) -> Path:
+    return Path(settings.DATA_DIR) / "jobs" / str(job.pk)
+
+
+def sampling(hp: dict[str, Any]) -> SamplingSettings:
+    return SamplingSettings(
+        temperature=hp["temperature"], max_new_tokens=hp["inferenceMaxTokens"], seed=hp["seed"]
+    )
+
+
+def load_base(job: Job) -> PreTrainedModel:
+    base = job.base_model
+    if base.is_adapter:  # iterative RFT: train on top of the merged tuned model
+        model, _ = load_for_inference(base)
+        return model.merge_and_unload()
+    return AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32)
+
+
+def grpo_config(job: Job, output_dir: Path, rows: int) -> GRPOConfig:
+    hp = job.config["hyperparameters"]
+    cuda = torch.cuda.is_available()
+    return GRPOConfig(
+        output_dir=str(output_dir),
+        num_train_epochs=hp["epochCount"],
+        max_steps=hp["maxSteps"] or -1,
+        per_device_train_batch_size=hp["batchSize"],
+        num_generations=hp["trainingSamplePerPrompt"],
+        max_completion_length=hp["inferenceMaxTokens"],
+        learning_rate=hp["learningRate"],
+        lr_scheduler_type="constant",
+        temperature=hp["temperature"],
+        beta=hp["beta"],
+        loss_type=hp["lossType"],
+        seed=hp["seed"],
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=hp["evalInterval"],
+        report_to=[],
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        disable_tqdm=True,
+    )
+
+
+def peft_config(hp: dict[str, Any]) -> Any:
+    if hp["loraRank"] == 0:
+        return None  # full fine-tuning
+    from peft import LoraConfig
+
+    targets = hp["loraTargets"]
+    return LoraConfig(
+        r=hp["loraRank"],
+        lora_alpha=hp["loraAlpha"],
+        lora_dropout=hp["loraDropout"],
+        target_modules=targets
+        if targets == "all-linear"
+        else [t.strip() for t in targets.split(",")],
+        task_type="CAUSAL_LM",
+    )
+
+
+def latest_checkpoint(job: Job) -> str | None:
+    checkpoint = Checkpoint.objects.filter(job=job).order_by("-step").first()
+    return checkpoint.path if checkpoint and Path(checkpoint.path).is_dir() else None
+
+
+def run_job(job: Job) -> None:
+    try:
+        _run(job)
+    except JobFailure as failure:
+        set_status(job, Job.Status.FAILED, message=str(failure))
+    except Exception as error:  # noqa: BLE001 - any crash fails the job with its reason
+        logger.exception("job %s crashed", job.pk)
+        set_status(job, Job.Status.FAILED, message=f"{type(error).__name__}: {error}")
+
+
+def _run(job: Job) -> None:
+    hp = job.config["hyperparameters"]
+    set_status(job, Job.Status.VALIDATING, "Reading the data")
+    tokenizer = load_tokenizer(job.base_model.path)
+    data = prepare(job, tokenizer)
+    check_data(job, data)
+    set_status(job, Job.Status.VALIDATING, "Loading the base model")
+    model = load_base(job)
+
+    def evaluate(current: PreTrainedModel) -> dict[str, Any]:
+        was_training = current.training
+        current.eval()
+        result = evaluate_loaded(
+            current, tokenizer, data.validation, job.reward_version, sampling(hp)
+        )
+        current.train(was_training)
+        return result.summary()
+
+    if not MetricPoint.objects.filter(job=job, kind="eval", step=0).exists():
+        set_status(job, Job.Status.EVALUATING, "Validating the base model (step 0)")
+        record_metric(job, "eval", 0, 0.0, evaluate(model))
+    bridge = RewardBridge(job.reward_version, hp["trainingSamplePerPrompt"])
+    config = grpo_config(job, job_dir(job) / "checkpoints", len(data.train))
+    callback = JobCallback(job, bridge, evaluate, job.training_seconds)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=bridge,
+        args=config,
+        train_dataset=to_hf_dataset(data.train),
+        processing_class=tokenizer,
+        peft_config=peft_config(hp),
+        callbacks=[callback],
+    )
+    total = trainer.get_train_dataloader().__len__() * hp["epochCount"]
+    resume_from = latest_checkpoint(job)
+    set_status(
+        job,
+        Job.Status.TRAINING,
+        f"Resuming from step {resume_from.rsplit('-', 1)[-1]}" if resume_from else "Training",
+        total_steps=min(total, hp["maxSteps"]) if hp["maxSteps"] else total,
+    )
+    trainer.train(resume_from_checkpoint=resume_from)
+    finish(job, trainer, callback)
+
+
+def check_data(job: Job, data: JobData) -> None:
+    hp = job.config["hyperparameters"]
+    prompts_per_step = hp["batchSize"] // hp["trainingSamplePerPrompt"]
+    if len(data.train) < prompts_per_step:
+        raise JobFailure(
+            f"Only {len(data.train)} training rows fit maxPromptLength ({hp['maxPromptLength']} "
+            f"tokens; {data.skipped_long} were longer): fewer than one batch of {prompts_per_step}."
+        )
+    if not data.validation:
+        raise JobFailure("The validation set is empty: choose a validation dataset or a split.")
+    if data.skipped_long:
+        set_status(
+            job,
+            Job.Status.VALIDATING,
+            "Reading the data",
+            f"{data.skipped_long} training rows are longer than maxPromptLength "
+            f"({hp['maxPromptLength']} tokens) and were skipped.",
+        )
+
+
+def finish(job: Job, trainer: GRPOTrainer, callback: JobCallback) -> None:
+    requested = Job.objects.filter(pk=job.pk).values_list("requested", flat=True).first()
+    Job.objects.filter(pk=job.pk).update(requested="", training_seconds=callback.training_seconds())
+    if requested == Job.Request.PAUSE:
+        reason = callback.pause_reason or "Paused by the user. Resume continues from this step."
+        set_status(job, Job.Status.PAUSED, message=reason)
+        return
+    step = trainer.state.global_step
+    if not MetricPoint.objects.filter(job=job, kind="eval", step=step).exists():
+        set_status(job, Job.Status.EVALUATING, f"Validating the final model (step {step})")
+        record_metric(
+            job, "eval", step, trainer.state.epoch or 0.0, callback.evaluate(trainer.model)
+        )
+    set_status(job, Job.Status.EVALUATING, "Saving the tuned model")
+    output, output_step = publish_output(job, trainer)
+    published = {"output_model": output, "output_step": output_step}
+    if requested == Job.Request.STOP:
+        message = (
+            f"Stopped at step {step}; {output.name} is its best checkpoint (step {output_step})."
+        )
+        set_status(job, Job.Status.STOPPED, message=message, **published)
+    else:
+        set_status(job, Job.Status.COMPLETED, **published)

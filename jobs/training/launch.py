@@ -1,0 +1,164 @@
+"""Create and launch a job: resolve hyperparameters, run the pre-flight checks, freeze the config.
+
+Every check runs before any weights load and fails with a message naming the field, so a bad
+config costs seconds, not a GPU queue slot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.actions import enqueue
+from jobs.models import Dataset, Job, JobEvent, ModelEntry
+from jobs.training import hyperparameters
+from rewards.models import RewardVersion
+from rewards.scoring import RewardConfigError, Sample, score_batch
+from rftconsole.models import WorkerReport
+
+
+class JobConfigError(ValueError):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+        self.errors = errors
+
+
+def default_profile() -> str:
+    """GPU defaults when a `gpu`-queue worker has reported a CUDA device, else CPU defaults."""
+    gpu = WorkerReport.objects.filter(queue="gpu", accelerator__startswith="cuda").exists()
+    return "gpu" if gpu else "cpu"
+
+
+def train_row_count(dataset: Dataset, validation: Dataset | None, split: float) -> int:
+    return (
+        dataset.row_count
+        if validation
+        else dataset.row_count - math.ceil(dataset.row_count * split)
+    )
+
+
+def preflight(
+    base: ModelEntry,
+    dataset: Dataset,
+    validation: Dataset | None,
+    split: float,
+    reward: RewardVersion,
+    values: dict[str, Any],
+) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if base.status != ModelEntry.Status.READY:
+        errors["base_model"] = f"model {base.name!r} is {base.get_status_display().lower()}"
+    needed = values["maxPromptLength"] + values["inferenceMaxTokens"]
+    if base.context_length and needed > base.context_length:
+        errors["inferenceMaxTokens"] = (
+            f"maxPromptLength ({values['maxPromptLength']}) + inferenceMaxTokens "
+            f"({values['inferenceMaxTokens']}) = {needed} tokens exceeds the context of "
+            f"{base.name!r} ({base.context_length} tokens)"
+        )
+    if validation is None and not 0.0 < split < 0.5:
+        errors["validation_split"] = "without a validation dataset, hold out between 0 and 0.5"
+    prompts_per_step = values["batchSize"] // values["trainingSamplePerPrompt"]
+    rows = train_row_count(dataset, validation, split)
+    if rows < prompts_per_step:
+        errors["train_dataset"] = (
+            f"{rows} training rows are fewer than one batch ({prompts_per_step} prompts = "
+            f"batchSize {values['batchSize']} / trainingSamplePerPrompt "
+            f"{values['trainingSamplePerPrompt']})"
+        )
+    reward_error = reward_dry_run(reward, dataset)
+    if reward_error:
+        errors["reward"] = reward_error
+    return errors
+
+
+def reward_dry_run(reward: RewardVersion, dataset: Dataset) -> str:
+    """Score the first 2 rows (their reference answer as the answer): it must run cleanly."""
+    with open(dataset.path, encoding="utf-8") as handle:
+        rows = [json.loads(line) for line, _ in zip(handle, range(2), strict=False)]
+    samples = [
+        Sample(str(i), _as_text(row.get("reference_answer")), row) for i, row in enumerate(rows)
+    ]
+    try:
+        results = score_batch(reward, samples)
+    except RewardConfigError as error:
+        return f"{reward} cannot run: {error}"
+    failed = [result.error for result in results if result.error]
+    return f"{reward} failed its dry run on 2 rows: {failed[0]}" if failed else ""
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def snapshot(job: Job, values: dict[str, Any], profile: str) -> dict[str, Any]:
+    base, data, reward = job.base_model, job.train_dataset, job.reward_version
+    validation = job.validation_dataset
+    return {
+        "launched_at": timezone.now().isoformat(),
+        "profile": profile,
+        "base_model": {"id": base.pk, "name": base.name, "path": base.path, "kind": base.kind},
+        "train_dataset": {"id": data.pk, "name": data.name, "rows": data.row_count},
+        "validation": (
+            {
+                "dataset": {
+                    "id": validation.pk,
+                    "name": validation.name,
+                    "rows": validation.row_count,
+                }
+            }
+            if validation
+            else {"split": job.validation_split}
+        ),
+        "reward": {
+            "name": reward.reward.name,
+            "version": reward.number,
+            "kind": reward.reward.kind,
+            "pass_threshold": reward.pass_threshold,
+        },
+        "hyperparameters": values,
+    }
+
+
+def create_job(
+    owner: AbstractBaseUser,
+    name: str,
+    base_model: ModelEntry,
+    train_dataset: Dataset,
+    reward_version: RewardVersion,
+    validation_dataset: Dataset | None = None,
+    validation_split: float = 0.1,
+    given: dict[str, Any] | None = None,
+    profile: str | None = None,
+    launch: bool = True,
+) -> Job:
+    """Check everything, freeze the config and queue the job on the `gpu` queue."""
+    profile = profile or default_profile()
+    values, errors = hyperparameters.resolve(given or {}, profile)
+    if not errors:
+        errors = preflight(
+            base_model, train_dataset, validation_dataset, validation_split, reward_version, values
+        )
+    if errors:
+        raise JobConfigError(errors)
+    job = Job(
+        owner=owner,
+        name=name,
+        base_model=base_model,
+        train_dataset=train_dataset,
+        validation_dataset=validation_dataset,
+        validation_split=0.0 if validation_dataset else validation_split,
+        reward_version=reward_version,
+        hyperparameters=given or {},
+    )
+    job.config = snapshot(job, values, profile)
+    with transaction.atomic():
+        job.save()
+        JobEvent.objects.create(job=job, status=job.status, message="Queued for a gpu worker.")
+        if launch:
+            enqueue(job)
+    return job

@@ -1,0 +1,62 @@
+"""Publish a job's result: the best checkpoint becomes a registered tuned model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from trl import GRPOTrainer
+
+from jobs.models import Checkpoint, Job, ModelEntry
+from jobs.registry import apply_facts, inspect_model_dir
+from rftconsole.ownership import owned
+
+
+def best_checkpoint(job: Job) -> Checkpoint | None:
+    """Highest validation reward; the later step wins a tie."""
+    candidates = [
+        c
+        for c in Checkpoint.objects.filter(job=job)
+        if c.validation_reward is not None and Path(c.path).is_dir()
+    ]
+    return max(candidates, key=lambda c: (c.validation_reward, c.step), default=None)
+
+
+def unique_model_name(job: Job) -> str:
+    name, number = f"{job.name}-tuned", 1
+    while owned(ModelEntry, job.owner).filter(name=name).exists():
+        number += 1
+        name = f"{job.name}-tuned-{number}"
+    return name
+
+
+def publish_output(job: Job, trainer: GRPOTrainer) -> tuple[ModelEntry, int]:
+    """Register the best checkpoint (validation reward) as a tuned model; return it and its step."""
+    best = best_checkpoint(job)
+    if best is not None and best.step != trainer.state.global_step:
+        trainer._load_from_checkpoint(
+            best.path
+        )  # the Trainer's own loader: adapters or full weights
+    target = Path(settings.DATA_DIR) / "models" / f"job-{job.pk}"
+    shutil.rmtree(target, ignore_errors=True)
+    model = trainer.model
+    if job.base_model.is_adapter and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()  # an adapter of a merged tuned model: ship full weights
+    model.save_pretrained(target)
+    trainer.processing_class.save_pretrained(target)
+    step = best.step if best else trainer.state.global_step
+    accuracy = best.validation_accuracy if best else None
+    entry = ModelEntry(
+        owner=job.owner,
+        name=unique_model_name(job),
+        kind=ModelEntry.Kind.TUNED,
+        base=job.base_model,
+        source=f"job:{job.pk}",
+        description=f"Tuned by job “{job.name}” (step {step}"
+        + (f", validation accuracy {accuracy:.0%})" if accuracy is not None else ")"),
+    )
+    apply_facts(entry, target, inspect_model_dir(target))
+    entry.kind, entry.base = ModelEntry.Kind.TUNED, job.base_model
+    entry.save()
+    return entry, step

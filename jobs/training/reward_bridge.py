@@ -1,0 +1,106 @@
+"""The bridge between TRL's reward-function call and the rewards app's `score_batch`.
+
+TRL calls it once per generation batch. It scores through the single rewards entry point, returns
+None for samples whose reward failed (TRL then ignores them), and keeps per-step statistics and a
+bounded sample of groups that the job callback persists with the step's metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from rewards.models import RewardVersion
+from rewards.scoring import RewardResult, Sample, score_batch
+
+ROLLOUT_GROUPS_PER_STEP = 2
+
+
+@dataclass
+class StepRewards:
+    scores: list[float] = field(default_factory=list)
+    errors: int = 0
+    samples: int = 0
+    components: dict[str, list[float]] = field(default_factory=dict)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        values: dict[str, float] = {"reward_errors": float(self.errors)}
+        if self.scores:
+            values["reward_min"] = min(self.scores)
+            values["reward_max"] = max(self.scores)
+        for name, numbers in self.components.items():
+            values[f"component/{name}"] = statistics.fmean(numbers)
+        return values
+
+
+class RewardBridge:
+    __name__ = "reward"  # TRL names the logged series after the function
+
+    def __init__(self, version: RewardVersion, samples_per_prompt: int) -> None:
+        self.version = version
+        self.samples_per_prompt = samples_per_prompt
+        self.current = StepRewards()
+
+    def take_step(self) -> StepRewards:
+        finished, self.current = self.current, StepRewards()
+        return finished
+
+    def __call__(
+        self, prompts: list[Any], completions: list[Any], row: list[str], **_: Any
+    ) -> list[float | None]:
+        texts = [_completion_text(c) for c in completions]
+        rows = [json.loads(r) for r in row]
+        samples = [
+            Sample(str(i), text, r) for i, (text, r) in enumerate(zip(texts, rows, strict=True))
+        ]
+        results = score_batch(self.version, samples)
+        self._record(prompts, texts, rows, results)
+        return [None if result.error else result.score for result in results]
+
+    def _record(
+        self,
+        prompts: list[Any],
+        texts: list[str],
+        rows: list[dict[str, Any]],
+        results: list[RewardResult],
+    ) -> None:
+        step = self.current
+        step.samples += len(results)
+        for result in results:
+            if result.error:
+                step.errors += 1
+                continue
+            step.scores.append(result.score)
+            for component in result.components:
+                if component.get("type", "Reward") == "Reward":
+                    step.components.setdefault(component["name"], []).append(
+                        float(component["value"])
+                    )
+        size = self.samples_per_prompt
+        for start in range(0, len(results), size):
+            if len(step.groups) >= ROLLOUT_GROUPS_PER_STEP:
+                break
+            step.groups.append(
+                {
+                    "prompt": prompts[start],
+                    "reference_answer": rows[start].get("reference_answer"),
+                    "completions": [
+                        {
+                            "text": texts[i],
+                            "reward": results[i].score,
+                            "components": results[i].components,
+                            "error": results[i].error,
+                        }
+                        for i in range(start, min(start + size, len(results)))
+                    ],
+                }
+            )
+
+
+def _completion_text(completion: Any) -> str:
+    if isinstance(completion, list):  # conversational: [{"role": "assistant", "content": ...}]
+        return str(completion[-1].get("content", "")) if completion else ""
+    return str(completion)

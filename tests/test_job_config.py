@@ -1,0 +1,231 @@
+"""Job configs are checked before any weights load, each problem with a specific message."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+from django.utils import timezone
+
+from jobs.datasets import register_dataset_file
+from jobs.models import Dataset, Job, ModelEntry
+from jobs.tasks import reap_stale_jobs
+from jobs.training.hyperparameters import resolve
+from jobs.training.launch import JobConfigError, create_job
+from rewards.models import RewardFunction
+from rewards.services import create_reward
+
+
+@pytest.fixture
+def starter(alice: User, starter_artifacts: Path) -> dict[str, Any]:
+    call_command("bootstrap_starter", "--no-progress", "--user", "alice", stdout=io.StringIO())
+    return {
+        "base_model": ModelEntry.objects.get(owner=alice, name="starter"),
+        "train_dataset": Dataset.objects.get(owner=alice, name="arithmetic-train"),
+        "reward_version": RewardFunction.objects.get(
+            owner=alice, name="arithmetic"
+        ).latest_version(),
+        "validation_dataset": Dataset.objects.get(owner=alice, name="arithmetic-validation"),
+    }
+
+
+def errors_for(alice: User, starter: dict[str, Any], **given: Any) -> dict[str, str]:
+    with pytest.raises(JobConfigError) as raised:
+        create_job(alice, "job", given=given, profile="cpu", launch=False, **starter)
+    return raised.value.errors
+
+
+def test_the_defaults_are_valid_and_frozen_into_the_snapshot(
+    alice: User, starter: dict[str, Any]
+) -> None:
+    job = create_job(
+        alice, "job", given={"learningRate": 5e-4}, profile="cpu", launch=False, **starter
+    )
+    assert job.status == Job.Status.QUEUED
+    assert job.config["hyperparameters"]["learningRate"] == 5e-4
+    assert job.config["hyperparameters"]["batchSize"] == 64
+    assert job.config["reward"] == {
+        "name": "arithmetic",
+        "version": 1,
+        "kind": "builtin",
+        "pass_threshold": 1.0,
+    }
+    assert job.config["base_model"]["name"] == "starter"
+
+
+@pytest.mark.parametrize(
+    ("given", "field", "message"),
+    [
+        (
+            {"batchSize": 20, "trainingSamplePerPrompt": 8},
+            "batchSize",
+            "must be divisible by trainingSamplePerPrompt (8)",
+        ),
+        ({"learningRate": 0.1}, "learningRate", "must be between 1e-07 and 0.001"),
+        ({"epochCount": "many"}, "epochCount", "must be an integer"),
+        ({"lossType": "ppo"}, "lossType", "must be one of dapo, grpo, dr_grpo, bnpo"),
+        ({"warmupSteps": 3}, "warmupSteps", "unknown hyperparameter"),
+        (
+            {"inferenceMaxTokens": 400},
+            "inferenceMaxTokens",
+            "= 656 tokens exceeds the context of 'starter' (512 tokens)",
+        ),
+    ],
+)
+def test_a_bad_config_gets_a_specific_message(
+    alice: User, starter: dict[str, Any], given: dict[str, Any], field: str, message: str
+) -> None:
+    assert message in errors_for(alice, starter, **given)[field]
+    assert not Job.objects.exists()
+
+
+def test_a_dataset_smaller_than_one_batch_is_refused(
+    alice: User, starter: dict[str, Any], tmp_path: Path
+) -> None:
+    rows = Path(starter["train_dataset"].path).read_text().splitlines()[:3]
+    (tmp_path / "tiny.jsonl").write_text("\n".join(rows) + "\n")
+    starter["train_dataset"] = register_dataset_file(alice, "tiny", tmp_path / "tiny.jsonl")
+    message = errors_for(alice, starter)["train_dataset"]
+    assert (
+        "3 training rows are fewer than one batch "
+        "(8 prompts = batchSize 64 / trainingSamplePerPrompt 8)" in message
+    )
+
+
+def test_a_reward_that_fails_its_dry_run_is_refused(alice: User, starter: dict[str, Any]) -> None:
+    starter["reward_version"] = create_reward(alice, "broken", "builtin", config={"grader": "nope"})
+    assert "Unknown built-in grader 'nope'" in errors_for(alice, starter)["reward"]
+
+
+def test_without_a_validation_dataset_the_split_must_be_sensible(
+    alice: User, starter: dict[str, Any]
+) -> None:
+    starter["validation_dataset"] = None
+    with pytest.raises(JobConfigError) as raised:
+        create_job(alice, "job", validation_split=0.9, profile="cpu", launch=False, **starter)
+    assert "hold out between 0 and 0.5" in raised.value.errors["validation_split"]
+
+
+def test_the_hyperparameter_resolver_fills_gpu_defaults() -> None:
+    values, errors = resolve({}, "gpu")
+    assert not errors
+    assert (values["batchSize"], values["learningRate"], values["loraRank"]) == (128, 1e-5, 32)
+
+
+def test_the_api_creates_a_job_and_reports_config_errors_by_field(
+    alice_client: Client,
+    starter: dict[str, Any],
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[Any] = []
+    monkeypatch.setattr("jobs.tasks.train_job.apply_async", lambda **kwargs: sent.append(kwargs))
+    body = {
+        "name": "api-job",
+        "base_model": "starter",
+        "train_dataset": "arithmetic-train",
+        "validation_dataset": "arithmetic-validation",
+        "reward": "arithmetic",
+        "hyperparameters": {"maxSteps": 5},
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        created = alice_client.post("/api/jobs/", body, content_type="application/json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["status"] == "queued"
+    assert sent == [{"args": [created.json()["id"]], "queue": "gpu"}]
+
+    bad = alice_client.post(
+        "/api/jobs/",
+        {**body, "hyperparameters": {"batchSize": 20}},
+        content_type="application/json",
+    )
+    assert bad.status_code == 400
+    assert "divisible" in bad.json()["batchSize"]
+
+
+def test_pause_stop_and_resume_answer_clearly_when_they_do_not_apply(
+    alice_client: Client, alice: User, starter: dict[str, Any]
+) -> None:
+    job = create_job(alice, "job", profile="cpu", launch=False, **starter)
+    assert alice_client.post(f"/api/jobs/{job.pk}/resume/").json() == {
+        "detail": "Only a paused job can be resumed."
+    }
+    assert alice_client.post(f"/api/jobs/{job.pk}/stop/").json()["status"] == "stopped"
+    assert alice_client.post(f"/api/jobs/{job.pk}/pause/").json() == {
+        "detail": "A stopped job cannot be paused."
+    }
+    assert alice_client.post(f"/api/jobs/{job.pk}/stop/").json() == {
+        "detail": "The job is already stopped."
+    }
+
+
+def test_a_job_whose_worker_vanished_too_often_fails_with_the_reason(
+    alice: User, starter: dict[str, Any]
+) -> None:
+    job = create_job(alice, "job", profile="cpu", launch=False, **starter)
+    stale = timezone.now() - timezone.timedelta(hours=1)
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.TRAINING,
+        heartbeat_at=stale,
+        attempts=3,
+        worker="gpu@host",
+        current_step=17,
+    )
+
+    assert reap_stale_jobs() == []
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert (
+        job.status_reason
+        == "Worker gpu@host stopped responding at step 17; gave up after 3 attempts."
+    )
+
+
+def test_alice_cannot_see_or_control_bobs_jobs(
+    alice_client: Client, bob: User, starter: dict[str, Any]
+) -> None:
+    bobs = create_job(bob, "bobs-job", profile="cpu", launch=False, **starter)
+    for path in ("", "metrics/", "rollouts/", "checkpoints/", "clone/"):
+        assert alice_client.get(f"/api/jobs/{bobs.pk}/{path}").status_code == 404, path
+    for verb in ("stop", "pause", "resume"):
+        assert alice_client.post(f"/api/jobs/{bobs.pk}/{verb}/").status_code == 404, verb
+    assert alice_client.get("/api/jobs/").json()["results"] == []
+    bobs.refresh_from_db()
+    assert bobs.status == Job.Status.QUEUED
+
+
+def test_a_job_cannot_use_another_users_model_or_dataset(
+    alice_client: Client, bob: User, starter: dict[str, Any]
+) -> None:
+    call_command("bootstrap_starter", "--no-progress", "--user", "bob", stdout=io.StringIO())
+    starter["base_model"].delete()  # alice no longer has a model named starter; bob does
+    response = alice_client.post(
+        "/api/jobs/",
+        {
+            "name": "x",
+            "base_model": "starter",
+            "train_dataset": "arithmetic-train",
+            "reward": "arithmetic",
+        },
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert "does not exist" in json.dumps(response.json()["base_model"])
+
+
+def test_the_train_command_rejects_a_bad_config_file(admin: User, tmp_path: Path) -> None:
+    config = tmp_path / "job.yaml"
+    config.write_text("name: x\nbase_model: starter\nrewardd: arithmetic\n")
+    with pytest.raises(CommandError, match="Unknown keys in .*: rewardd"):
+        call_command("train", str(config))
+    config.write_text("name: [unclosed\n")
+    with pytest.raises(CommandError, match="is not valid YAML"):
+        call_command("train", str(config))
