@@ -84,3 +84,11 @@ def reap_stale_jobs() -> list[int]:
         enqueue(job)
         requeued.append(job.pk)
     return requeued
+
+
+@shared_task(name="jobs.merge_model")
+def merge_model(entry_id: int) -> str:
+    from jobs.export import export_merged
+
+    entry = ModelEntry.objects.filter(pk=entry_id).first()
+    return export_merged(entry).name if entry else "gone"

@@ -8,6 +8,8 @@ models_patterns = (
         path("register/", views.model_register, name="register"),
         path("<int:model_id>/", views.model_detail, name="detail"),
         path("<int:model_id>/remove/", views.model_remove, name="remove"),
+        path("<int:model_id>/download/", views.model_download, name="download"),
+        path("<int:model_id>/merge/", views.model_merge, name="merge"),
     ],
     "models",
 )

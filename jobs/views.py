@@ -7,9 +7,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from jobs.export import zip_response
 from jobs.forms import RegisterModelForm
 from jobs.models import ModelEntry
 from jobs.registry import RegistryError, remove_model, start_registration
+from jobs.tasks import merge_model
 from rftconsole.ownership import get_owned_or_404, owned
 
 
@@ -57,3 +59,23 @@ def model_remove(request: HttpRequest, model_id: int) -> HttpResponse:
         return redirect("models:detail", model_id=entry.pk)
     messages.success(request, f"Removed “{entry.name}” from the registry.")
     return redirect("models:list")
+
+
+@require_GET
+def model_download(request: HttpRequest, model_id: int) -> HttpResponse:
+    entry = get_owned_or_404(ModelEntry, request.user, pk=model_id)
+    if entry.status != ModelEntry.Status.READY:
+        messages.error(request, "Only a ready model can be downloaded.")
+        return redirect("models:detail", model_id=entry.pk)
+    return zip_response(entry)
+
+
+@require_POST
+def model_merge(request: HttpRequest, model_id: int) -> HttpResponse:
+    entry = get_owned_or_404(ModelEntry, request.user, pk=model_id)
+    if not entry.is_adapter:
+        messages.error(request, f"“{entry.name}” already holds full weights.")
+    else:
+        merge_model.delay(entry.pk)
+        messages.success(request, f"Merging “{entry.name}”: the merged model appears in Models.")
+    return redirect("models:detail", model_id=entry.pk)

@@ -47,6 +47,9 @@ PARAMS: list[Param] = [
     Param("seed", int, 0, 0, 0, 2**31 - 1, "Seed for sampling, shuffling and initialisation."),
     Param("maxSteps", int, 0, 0, 0, 1_000_000, "Stop after this many steps (overrides epochs)."),
     Param("maxWallClockMinutes", int, 0, 0, 0, 10_080, "Pause when training time passes this."),
+    Param(
+        "finalModel", str, "best", "best", None, None, "Output: best validation checkpoint or last."
+    ),
 ]
 BY_NAME = {param.name: param for param in PARAMS}
 
@@ -91,6 +94,8 @@ def resolve(given: dict[str, Any], profile: Profile) -> tuple[dict[str, Any], di
         values[name] = value
     if values["lossType"] not in LOSS_TYPES:
         errors["lossType"] = f"must be one of {', '.join(LOSS_TYPES)}"
+    if values["finalModel"] not in ("best", "last"):
+        errors["finalModel"] = "must be best or last"
     if values["batchSize"] % values["trainingSamplePerPrompt"]:
         errors["batchSize"] = (
             f"batchSize ({values['batchSize']}) must be divisible by trainingSamplePerPrompt "

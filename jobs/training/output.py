@@ -33,7 +33,8 @@ def unique_model_name(job: Job) -> str:
 
 def publish_output(job: Job, trainer: GRPOTrainer) -> tuple[ModelEntry, int]:
     """Register the best checkpoint (validation reward) as a tuned model; return it and its step."""
-    best = best_checkpoint(job)
+    last_wanted = job.config["hyperparameters"].get("finalModel") == "last"
+    best = None if last_wanted else best_checkpoint(job)
     if best is not None and best.step != trainer.state.global_step:
         trainer._load_from_checkpoint(
             best.path

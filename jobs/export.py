@@ -1,0 +1,57 @@
+"""Export tuned models: download a model folder as a zip, or merge an adapter into full weights."""
+
+from __future__ import annotations
+
+import tempfile
+import zipfile
+from pathlib import Path
+
+from django.conf import settings
+from django.http import FileResponse
+
+from jobs.generation import load_for_inference
+from jobs.models import ModelEntry
+from jobs.registry import RegistryError, apply_facts, inspect_model_dir
+from rftconsole.ownership import owned
+
+
+def zip_response(entry: ModelEntry) -> FileResponse:
+    """The model's files as a zip (stored, not compressed: weights do not compress)."""
+    directory = Path(entry.path)
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it after streaming
+    with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_STORED) as archive:
+        for file in sorted(directory.rglob("*")):
+            if file.is_file():
+                archive.write(file, Path(entry.name) / file.relative_to(directory))
+    spool.seek(0)
+    return FileResponse(spool, as_attachment=True, filename=f"{entry.name}.zip")
+
+
+def merged_name(entry: ModelEntry) -> str:
+    name, number = f"{entry.name}-merged", 1
+    while owned(ModelEntry, entry.owner).filter(name=name).exists():
+        number += 1
+        name = f"{entry.name}-merged-{number}"
+    return name
+
+
+def export_merged(entry: ModelEntry) -> ModelEntry:
+    """Merge a PEFT adapter into its base and register the full weights as a new tuned model."""
+    if not entry.is_adapter:
+        raise RegistryError(f"{entry.name!r} already holds full weights: nothing to merge.")
+    model, tokenizer = load_for_inference(entry)
+    merged = model.merge_and_unload()
+    name = merged_name(entry)
+    target = Path(settings.DATA_DIR) / "models" / f"{entry.pk}-merged-{name}"
+    merged.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    export = ModelEntry(
+        owner=entry.owner,
+        name=name,
+        source=f"merged:{entry.pk}",
+        description=f"{entry.name} merged into {entry.base.name if entry.base else 'its base'}.",
+    )
+    apply_facts(export, target, inspect_model_dir(target))
+    export.kind, export.base = ModelEntry.Kind.TUNED, entry.base
+    export.save()
+    return export
