@@ -11,8 +11,7 @@ from django.http import FileResponse
 
 from jobs.generation import load_for_inference
 from jobs.models import ModelEntry
-from jobs.registry import RegistryError, apply_facts, inspect_model_dir
-from rftconsole.ownership import owned
+from jobs.registry import RegistryError, apply_facts, free_model_name, inspect_model_dir
 
 
 def zip_response(entry: ModelEntry) -> FileResponse:
@@ -27,21 +26,13 @@ def zip_response(entry: ModelEntry) -> FileResponse:
     return FileResponse(spool, as_attachment=True, filename=f"{entry.name}.zip")
 
 
-def merged_name(entry: ModelEntry) -> str:
-    name, number = f"{entry.name}-merged", 1
-    while owned(ModelEntry, entry.owner).filter(name=name).exists():
-        number += 1
-        name = f"{entry.name}-merged-{number}"
-    return name
-
-
 def export_merged(entry: ModelEntry) -> ModelEntry:
     """Merge a PEFT adapter into its base and register the full weights as a new tuned model."""
     if not entry.is_adapter:
         raise RegistryError(f"{entry.name!r} already holds full weights: nothing to merge.")
     model, tokenizer = load_for_inference(entry)
     merged = model.merge_and_unload()
-    name = merged_name(entry)
+    name = free_model_name(entry.owner, f"{entry.name}-merged")
     target = Path(settings.DATA_DIR) / "models" / f"{entry.pk}-merged-{name}"
     merged.save_pretrained(target)
     tokenizer.save_pretrained(target)

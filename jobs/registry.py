@@ -146,6 +146,15 @@ def apply_facts(entry: ModelEntry, path: Path, facts: ModelFacts) -> None:
     entry.status_reason = ""
 
 
+def free_model_name(owner: AbstractBaseUser, stem: str) -> str:
+    """`stem`, or `stem-2`, `stem-3`… whichever the owner does not use yet."""
+    name, number = stem, 1
+    while owned(ModelEntry, owner).filter(name=name).exists():
+        number += 1
+        name = f"{stem}-{number}"
+    return name
+
+
 def check_name_free(owner: AbstractBaseUser, name: str) -> None:
     if owned(ModelEntry, owner).filter(name=name).exists():
         raise RegistryError(f"You already have a model named {name!r}.")

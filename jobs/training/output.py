@@ -9,8 +9,7 @@ from django.conf import settings
 from trl import GRPOTrainer
 
 from jobs.models import Checkpoint, Job, ModelEntry
-from jobs.registry import apply_facts, inspect_model_dir
-from rftconsole.ownership import owned
+from jobs.registry import apply_facts, free_model_name, inspect_model_dir
 
 
 def best_checkpoint(job: Job) -> Checkpoint | None:
@@ -21,14 +20,6 @@ def best_checkpoint(job: Job) -> Checkpoint | None:
         if c.validation_reward is not None and Path(c.path).is_dir()
     ]
     return max(candidates, key=lambda c: (c.validation_reward, c.step), default=None)
-
-
-def unique_model_name(job: Job) -> str:
-    name, number = f"{job.name}-tuned", 1
-    while owned(ModelEntry, job.owner).filter(name=name).exists():
-        number += 1
-        name = f"{job.name}-tuned-{number}"
-    return name
 
 
 def publish_output(job: Job, trainer: GRPOTrainer) -> tuple[ModelEntry, int]:
@@ -50,7 +41,7 @@ def publish_output(job: Job, trainer: GRPOTrainer) -> tuple[ModelEntry, int]:
     accuracy = best.validation_accuracy if best else None
     entry = ModelEntry(
         owner=job.owner,
-        name=unique_model_name(job),
+        name=free_model_name(job.owner, f"{job.name}-tuned"),
         kind=ModelEntry.Kind.TUNED,
         base=job.base_model,
         source=f"job:{job.pk}",
