@@ -28,6 +28,7 @@ class RewardResult:
     score: float
     components: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None  # set when the reward could not score this sample
+    output: str = ""  # what the reward printed while scoring this sample's batch
 
     def passed(self, threshold: float) -> bool:
         return self.error is None and self.score >= threshold
@@ -41,9 +42,46 @@ def score_batch(version: RewardVersion, samples: list[Sample]) -> list[RewardRes
     kind = version.reward.kind
     if kind == RewardFunction.Kind.BUILTIN:
         return [_grade_builtin(version, sample) for sample in samples]
+    if kind == RewardFunction.Kind.CODE:
+        return _run_code(version.code, samples)
     raise RewardConfigError(
         f"Reward kind {kind!r} cannot be scored by this version of RFT Console."
     )
+
+
+def _prompt(row: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = row.get("messages") or []
+    users = [i for i, message in enumerate(messages) if message.get("role") == "user"]
+    return messages[: users[-1] + 1] if users else messages
+
+
+def _run_code(code: str, samples: list[Sample]) -> list[RewardResult]:
+    """User code runs only in the sandbox; any failure becomes a per-row error, never a crash."""
+    from rewards.sandbox.runner import IsolationUnavailable, SandboxError, default_pool
+
+    items = [
+        {"id": s.id, "output_text": s.output_text, "prompt": _prompt(s.row), "row": s.row}
+        for s in samples
+    ]
+    try:
+        reply = default_pool().run(code, items)
+    except IsolationUnavailable as error:
+        raise RewardConfigError(str(error)) from None
+    except SandboxError as error:
+        return [RewardResult(s.id, 0.0, error=str(error)) for s in samples]
+    output = reply.get("stdout", "")
+    if "error" in reply:
+        return [RewardResult(s.id, 0.0, error=reply["error"], output=output) for s in samples]
+    by_id = {result["id"]: result for result in reply["results"]}
+    results = []
+    for sample in samples:
+        found = by_id.get(sample.id, {"error": "no result for this sample"})
+        if "error" in found:
+            results.append(RewardResult(sample.id, 0.0, error=found["error"], output=output))
+        else:
+            score, components = found["score"], found["components"]
+            results.append(RewardResult(sample.id, score, components, output=output))
+    return results
 
 
 def _grade_builtin(version: RewardVersion, sample: Sample) -> RewardResult:

@@ -178,6 +178,8 @@ CELERY_BEAT_SCHEDULE = {
 # A training job whose worker has not beaten its heartbeat for this long is re-queued.
 RFT_HEARTBEAT_TIMEOUT = env_int("RFT_HEARTBEAT_TIMEOUT", 90, minimum=10)
 RFT_MAX_ATTEMPTS = env_int("RFT_MAX_ATTEMPTS", 3, minimum=1)
+# Wall-clock seconds one batch of sandboxed reward code may take.
+RFT_REWARD_TIMEOUT = env_int("RFT_REWARD_TIMEOUT", 30, minimum=1)
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {

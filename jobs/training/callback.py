@@ -119,7 +119,10 @@ class JobCallback(TrainerCallback):
         self.step_started, self.last_tokens = time.monotonic(), tokens
         Rollout.objects.filter(job=self.job, step=step).delete()  # a replayed step replaces its own
         Rollout.objects.bulk_create(
-            [Rollout(job=self.job, step=step, **group) for group in rewards.groups]
+            [
+                Rollout(job=self.job, step=step, reward_output=rewards.output, **group)
+                for group in rewards.groups
+            ]
         )
         record_metric(self.job, "train", step, state.epoch or 0.0, values)
         Job.objects.filter(pk=self.job.pk).update(

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from django.conf import settings
 from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from jobs.actions import set_status
@@ -140,6 +141,7 @@ def _run(job: Job) -> None:
         peft_config=peft_config(hp),
         callbacks=[callback],
     )
+    trainer.remove_callback(PrinterCallback)  # metrics go to the database, not to stdout
     total = trainer.get_train_dataloader().__len__() * hp["epochCount"]
     resume_from = latest_checkpoint(job)
     set_status(

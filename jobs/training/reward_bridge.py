@@ -25,6 +25,7 @@ class StepRewards:
     samples: int = 0
     components: dict[str, list[float]] = field(default_factory=dict)
     groups: list[dict[str, Any]] = field(default_factory=list)
+    output: str = ""  # what the reward code printed (first batch of the step)
 
     def summary(self) -> dict[str, float]:
         values: dict[str, float] = {"reward_errors": float(self.errors)}
@@ -79,6 +80,8 @@ class RewardBridge:
                     step.components.setdefault(component["name"], []).append(
                         float(component["value"])
                     )
+        if results and results[0].output and not step.output:
+            step.output = results[0].output[:8000]
         size = self.samples_per_prompt
         for start in range(0, len(results), size):
             if len(step.groups) >= ROLLOUT_GROUPS_PER_STEP:

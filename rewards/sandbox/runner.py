@@ -1,0 +1,220 @@
+"""Run user reward code in sandboxed worker processes: the one module that executes user code.
+
+Each worker is a fresh interpreter (`python -I -S`, no site-packages, empty environment) started in
+new mount, network and pid namespaces (plus a user namespace when not root). Before it runs, the
+data dir, the source tree and the user's caches are covered by empty tmpfs mounts and /tmp is a
+private tmpfs, so there is nothing to read and no network to reach. child.py then drops to
+`nobody` (when root), applies CPU/memory/process/file limits and serves batches. The parent keeps
+a small warm pool, enforces a wall-clock timeout per batch and replaces any worker that crashes,
+times out or has served its quota. If the kernel refuses the namespaces, user code does not run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import json
+import os
+import queue
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x10000000, 0x20000000, 0x40000000
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
+CHILD_SOURCE = (Path(__file__).with_name("child.py")).read_text()
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu_seconds: int = 300  # over a worker's life; a worker is replaced after `max_batches`
+    memory_bytes: int = 512 * 1024**2
+    file_bytes: int = 8 * 1024**2
+    batch_timeout: float = 30.0
+    max_batches: int = 200
+
+
+class SandboxError(RuntimeError):
+    """The batch could not be scored; the message says why (timeout, crash, limit)."""
+
+
+class IsolationUnavailable(SandboxError):
+    pass
+
+
+def _interpreter() -> str:
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def hidden_paths() -> list[str]:
+    """Directories the user code must not see, except any that holds the interpreter itself."""
+    home = Path.home()
+    candidates = [
+        settings.DATA_DIR, settings.BASE_DIR, settings.STARTER_CACHE,
+        home / ".cache", home / ".ssh", home / ".config", home / ".aws", home / ".huggingface",
+    ]  # fmt: skip
+    keep = Path(sys.base_prefix).resolve()
+    paths: list[Path] = []
+    for path in sorted({Path(c).resolve() for c in candidates}, key=lambda p: len(p.parts)):
+        covered = any(path.is_relative_to(hidden) for hidden in paths)
+        if path.is_dir() and not keep.is_relative_to(path) and not covered:
+            paths.append(path)
+    return [str(path) for path in paths]
+
+
+def _enter_namespaces(hide: list[str]) -> None:
+    """preexec_fn: runs in the forked child, before exec."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid, gid, root = os.getuid(), os.getgid(), os.getuid() == 0
+    os.setsid()
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | (0 if root else CLONE_NEWUSER)
+    if libc.unshare(flags) != 0:
+        raise OSError(ctypes.get_errno(), "unshare failed: Linux namespaces are unavailable")
+    if not root:
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+    if libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "could not make mounts private")
+    for path in hide:
+        if (
+            libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=4k,mode=0")
+            != 0
+        ):
+            raise OSError(ctypes.get_errno(), f"could not hide {path}")
+    for scratch in ("/tmp", "/var/tmp", "/dev/shm"):  # noqa: S108 - covered by private tmpfs
+        if os.path.isdir(scratch):
+            libc.mount(
+                b"tmpfs", scratch.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=64m,mode=1777"
+            )
+
+
+class SandboxWorker:
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.batches = 0
+        reply_read, reply_write = os.pipe()
+        config = {"reply_fd": reply_write, "limits": asdict(limits), "new_proc": True}
+        hide = hidden_paths()
+        try:
+            self.process = subprocess.Popen(
+                [_interpreter(), "-I", "-S", "-c", CHILD_SOURCE],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env={"RFT_SANDBOX": json.dumps(config), "LANG": "C.UTF-8"},
+                cwd="/",
+                pass_fds=(reply_write,),
+                preexec_fn=lambda: _enter_namespaces(hide),
+            )
+        except (OSError, subprocess.SubprocessError) as error:
+            raise IsolationUnavailable(
+                f"The reward sandbox could not start ({error}). It needs Linux user, mount, "
+                "network and pid namespaces (unshare); user code is never run without them."
+            ) from None
+        finally:
+            os.close(reply_write)
+        self.replies = reply_read
+        self.buffer = b""
+
+    def run(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise SandboxError(self._death_reason()) from None
+        self.batches += 1
+        return json.loads(self._read_line(time.monotonic() + self.limits.batch_timeout))
+
+    def _read_line(self, deadline: float) -> bytes:
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill()
+                raise SandboxError(f"timed out after {self.limits.batch_timeout:g} s (wall clock)")
+            ready, _, _ = select.select([self.replies], [], [], remaining)
+            if ready:
+                chunk = os.read(self.replies, 1 << 20)
+                if not chunk:
+                    raise SandboxError(self._death_reason())
+                self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line
+
+    def _death_reason(self) -> str:
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return "the reward process stopped answering"
+        detail = {
+            -signal.SIGKILL: "killed (out of memory, or a limit was hit)",
+            -signal.SIGXCPU: "exceeded its CPU time limit",
+            -signal.SIGXFSZ: "wrote a file larger than allowed",
+            -signal.SIGSEGV: "crashed (segmentation fault)",
+        }.get(code, f"exited with code {code}")
+        return f"the reward process {detail}"
+
+    @property
+    def usable(self) -> bool:
+        return self.process.poll() is None and self.batches < self.limits.max_batches
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        os.close(self.replies)
+        self.replies = -1
+
+    def close(self) -> None:
+        if self.replies >= 0:
+            self.kill()
+
+
+class SandboxPool:
+    """A few warm workers; a batch takes one, and it returns to the pool if still healthy."""
+
+    def __init__(self, limits: Limits, size: int = 2) -> None:
+        self.limits = limits
+        self.idle: queue.SimpleQueue[SandboxWorker] = queue.SimpleQueue()
+        self.size = size
+
+    def run(self, code: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        try:
+            worker = self.idle.get_nowait()
+        except queue.Empty:
+            worker = SandboxWorker(self.limits)
+        request = {
+            "code": code,
+            "code_hash": hashlib.sha256(code.encode()).hexdigest(),
+            "items": items,
+        }
+        try:
+            reply = worker.run(request)
+        except SandboxError:
+            worker.close()
+            raise
+        if worker.usable and self.idle.qsize() < self.size:
+            self.idle.put(worker)
+        else:
+            worker.close()
+        return reply
+
+
+_pool: SandboxPool | None = None
+
+
+def default_pool() -> SandboxPool:
+    global _pool
+    if _pool is None:
+        _pool = SandboxPool(Limits(batch_timeout=settings.RFT_REWARD_TIMEOUT))
+    return _pool

@@ -1,0 +1,207 @@
+"""User reward code runs only in the sandbox: Bedrock Lambda files unchanged, and hostile code contained."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+
+from rewards.code import CodeError, detect_interface
+from rewards.models import RewardFunction
+from rewards.sandbox.runner import Limits, SandboxError, SandboxPool
+from rewards.scoring import Sample, score_batch
+from rewards.services import create_reward
+
+BEDROCK_LAMBDA = """
+import json
+import re
+
+
+def extract_answer(text):
+    match = re.search(r"####\\s*(-?[\\d,.]+)", text)
+    return match.group(1).replace(",", "") if match else None
+
+
+def lambda_handler(event, context):
+    results = []
+    for sample in event:
+        answer = extract_answer(sample["messages"][-1]["content"])
+        reference = sample.get("reference_answer") or sample["metadata"]["reference_answer"]
+        expected = extract_answer(reference) if isinstance(reference, str) else None
+        correct = answer is not None and answer == expected
+        print(json.dumps({"id": sample["id"], "answer": answer}))
+        results.append({
+            "id": sample["id"],
+            "aggregate_reward_score": 1.0 if correct else 0.0,
+            "metrics_list": [
+                {"name": "accuracy", "value": float(correct), "type": "Reward"},
+                {"name": "length", "value": len(sample["messages"][-1]["content"]), "type": "Metric"},
+            ],
+        })
+    return results
+"""
+
+GRADE = """
+def grade(sample, item):
+    return 1.0 if item["ground_truth"] in sample["output_text"] else 0.0
+"""
+
+ROW = {
+    "messages": [{"role": "user", "content": "2 + 5?"}],
+    "reference_answer": "so 7\n#### 7",
+    "ground_truth": "7",
+}
+
+
+@pytest.fixture(scope="module")
+def pool() -> SandboxPool:
+    return SandboxPool(Limits(batch_timeout=3, memory_bytes=256 * 1024**2))
+
+
+def run(pool: SandboxPool, code: str, outputs: tuple[str, ...] = ("#### 7",)) -> dict:
+    items = [
+        {"id": str(i), "output_text": o, "prompt": ROW["messages"], "row": ROW}
+        for i, o in enumerate(outputs)
+    ]
+    return pool.run(code, items)
+
+
+def test_a_bedrock_lambda_file_runs_unchanged_through_the_sandbox(alice: User) -> None:
+    version = create_reward(alice, "gsm8k", RewardFunction.Kind.CODE, code=BEDROCK_LAMBDA)
+    samples = [Sample("a", "#### 7", ROW), Sample("b", "#### 8", ROW)]
+
+    right, wrong = score_batch(version, samples)
+
+    assert (right.score, wrong.score, right.error) == (1.0, 0.0, None)
+    assert right.components[0] == {"name": "accuracy", "value": 1.0, "type": "Reward"}
+    assert right.components[1]["type"] == "Metric"
+    assert '"answer": "7"' in right.output
+
+
+def test_reward_components_and_a_top_level_reference_answer_are_accepted(pool: SandboxPool) -> None:
+    code = """
+def lambda_handler(event, context):
+    return [{"id": e["id"], "aggregate_reward_score": 0.5,
+             "reward_components": {"format": 1.0, "match": float(e["reference_answer"].endswith("7"))}}
+            for e in event]
+"""
+    result = run(pool, code)["results"][0]
+    assert result["score"] == 0.5
+    assert result["components"] == [
+        {"name": "format", "value": 1.0, "type": "Reward"},
+        {"name": "match", "value": 1.0, "type": "Reward"},
+    ]
+
+
+def test_a_grade_file_scores_each_row(pool: SandboxPool) -> None:
+    results = run(pool, GRADE, ("it is 7", "it is 8"))["results"]
+    assert [r["score"] for r in results] == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (
+            "def lambda_handler(event):\n    return []",
+            "lambda_handler takes 1 arguments; it must take 2",
+        ),
+        ("def score(x):\n    return 1", "Define lambda_handler(event, context)"),
+        ("def grade(sample, item)\n    return 1", "line 1: expected ':'"),
+    ],
+)
+def test_the_interface_is_detected_without_running_the_code(code: str, message: str) -> None:
+    with pytest.raises(CodeError, match=re.escape(message)):
+        detect_interface(code)
+
+
+def grade_body(body: str) -> str:
+    lines = "\n".join(f"    {line}" for line in body.strip().splitlines())
+    return f"import os, socket, signal\n\ndef grade(sample, item):\n{lines}\n    return 1.0\n"
+
+
+SECRET_FILE = str(Path(settings.DATA_DIR) / "secret_key")
+DB_FILE = str(settings.DATABASES["default"]["NAME"])
+SETTINGS_FILE = str(Path(settings.BASE_DIR) / "rftconsole" / "settings.py")
+HOSTILE = {
+    "infinite loop": ("while True:\n    pass", "timed out after 3 s"),
+    "memory bomb": ("x = bytearray(4 * 1024**3)", "MemoryError"),
+    "slow memory growth": ("x = []\nwhile True:\n    x.append(' ' * 10**6)", "MemoryError"),
+    "fork bomb": ("while True:\n    os.fork()", "BlockingIOError"),
+    "read the secret key": (f"open({SECRET_FILE!r}).read()", "Error"),
+    "read the database": (f"open({DB_FILE!r}, 'rb').read()", "Error"),
+    "read the settings": (f"open({SETTINGS_FILE!r}).read()", "Error"),
+    "read the environment": (
+        "assert sorted(os.environ) == ['LANG'], sorted(os.environ)\nraise RuntimeError('env is empty')",
+        "env is empty",
+    ),
+    "open a network socket": (
+        "socket.create_connection(('127.0.0.1', 6379), timeout=2)",
+        "Network is unreachable",
+    ),
+    "resolve a host name": ("socket.getaddrinfo('pypi.org', 443)", "gaierror"),
+    "kill the parent": (
+        "os.kill(os.getppid(), signal.SIGKILL)\nfor pid in range(2, 3000):\n    try:\n        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass\nraise RuntimeError('nothing to kill')",
+        "nothing to kill",
+    ),
+    "write outside its temp dir": (
+        f"open({str(Path(settings.BASE_DIR) / 'pwned.txt')!r}, 'w').write('x')",
+        "Error",
+    ),
+    "write to /etc": ("open('/etc/pwned', 'w').write('x')", "Error"),
+    "exit the process": ("os._exit(3)", "exited with code 3"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_code_is_contained_with_a_clear_error(pool: SandboxPool, case: str) -> None:
+    body, expected = HOSTILE[case]
+    try:
+        reply = run(pool, grade_body(body))
+        message = reply.get("error") or reply["results"][0].get("error", "")
+    except SandboxError as error:
+        message = str(error)
+    assert expected in message, message
+    assert not Path(settings.BASE_DIR, "pwned.txt").exists() and not Path("/etc/pwned").exists()
+    assert run(pool, GRADE)["results"][0]["score"] == 1.0  # the pool still works afterwards
+    assert os.getppid() > 1  # and this process is alive and unharmed
+
+
+@pytest.mark.parametrize(
+    ("returns", "expected"),
+    [
+        ("float('nan')", "the score must be finite"),
+        ("'high'", "the score must be a number, got str"),
+        ("None", "the score must be a number, got NoneType"),
+    ],
+)
+def test_a_bad_score_becomes_an_error_for_that_row(
+    pool: SandboxPool, returns: str, expected: str
+) -> None:
+    reply = run(pool, f"def grade(sample, item):\n    return {returns}\n")
+    assert expected in reply["results"][0]["error"]
+
+
+def test_a_lambda_returning_the_wrong_number_of_results_fails_the_batch(pool: SandboxPool) -> None:
+    code = "def lambda_handler(event, context):\n    return []\n"
+    assert "returned 0 results for 2 items" in run(pool, code, ("a", "b"))["error"]
+
+
+def test_100_mb_of_output_is_capped(pool: SandboxPool) -> None:
+    reply = run(pool, "def grade(sample, item):\n    print('x' * 100_000_000)\n    return 1.0\n")
+    assert reply["results"][0]["score"] == 1.0
+    assert len(reply["stdout"]) < 70_000 and reply["stdout"].endswith("[output truncated at 64 KB]")
+
+
+def test_files_written_in_the_sandbox_temp_dir_stay_private(
+    pool: SandboxPool, tmp_path: Path
+) -> None:
+    marker = f"/tmp/rft-sandbox-marker-{os.getpid()}"
+    reply = run(
+        pool, f"def grade(sample, item):\n    open({marker!r}, 'w').write('x')\n    return 1.0\n"
+    )
+    assert reply["results"][0]["score"] == 1.0
+    assert not Path(marker).exists()
