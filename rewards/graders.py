@@ -66,7 +66,7 @@ def expected_final_answer(row: Row) -> str | None:
     return normalize_number(str(ground_truth)) if ground_truth is not None else None
 
 
-def final_answer_match(output: str, row: Row) -> Grade:
+def final_answer_match(output: str, row: Row, **_: Any) -> Grade:
     """1.0 when the number after "####" equals the reference answer.
 
     >>> final_answer_match("3 + 4 = 7\\n#### 7", {"reference_answer": {"final_answer": "7"}}).score
@@ -114,7 +114,7 @@ def _schema_ok(value: dict[str, Any], schema: dict[str, Any]) -> bool:
     return True
 
 
-def json_fields(output: str, row: Row) -> Grade:
+def json_fields(output: str, row: Row, **_: Any) -> Grade:
     """Valid JSON (0.2) + matches the row's `schema` (0.3) + fraction of reference values (0.5).
 
     >>> row = {"reference_answer": {"name": "Ana", "age": 30},
@@ -140,7 +140,7 @@ def json_fields(output: str, row: Row) -> Grade:
 _POLITE = re.compile(r"\b(sorry|apologi[sz]e|thank|thanks|please|happy to help)\b", re.IGNORECASE)
 
 
-def support_policy(output: str, row: Row) -> Grade:
+def support_policy(output: str, row: Row, **_: Any) -> Grade:
     """Rule check for support replies: cites the ticket (0.5) and is polite (0.5).
 
     >>> row = {"reference_answer": {"ticket": "#1234"}}
@@ -153,10 +153,3 @@ def support_policy(output: str, row: Row) -> Grade:
     polite = bool(_POLITE.search(output))
     grade = Grade(0.5 * cites + 0.5 * polite)
     return grade.component("cites_ticket", float(cites)).component("polite", float(polite))
-
-
-GRADERS: dict[str, Callable[[str, Row], Grade]] = {
-    "final_answer_match": final_answer_match,
-    "json_fields": json_fields,
-    "support_policy": support_policy,
-}

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewards.graders import GRADERS
+from rewards.builtin import GRADERS, run_grader
 from rewards.models import RewardFunction, RewardVersion
 
 
@@ -90,7 +90,10 @@ def _grade_builtin(version: RewardVersion, sample: Sample) -> RewardResult:
     if grader is None:
         known = ", ".join(sorted(GRADERS))
         raise RewardConfigError(f"Unknown built-in grader {grader_name!r} (known: {known}).")
-    grade = grader(sample.output_text, sample.row)
+    try:
+        grade = run_grader(version.config, sample.output_text, sample.row)
+    except (ValueError, TypeError, KeyError) as error:  # a misconfigured option, for this row
+        return RewardResult(sample.id, 0.0, error=f"{type(error).__name__}: {error}")
     if not math.isfinite(grade.score):
         return RewardResult(sample.id, 0.0, grade.components, f"score {grade.score} is not finite")
     return RewardResult(sample.id, float(grade.score), grade.components)

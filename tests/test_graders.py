@@ -52,3 +52,95 @@ def test_support_policy_needs_politeness_and_the_ticket() -> None:
     assert support_policy("Ticket #4821 noted.", row).score == 0.5
     assert support_policy("Thank you, we will check it.", row).score == 0.5
     assert support_policy("We will check it.", row).score == 0.0
+
+
+def test_the_configurable_grader_examples_hold() -> None:
+    import rewards.graders_extra
+
+    result = doctest.testmod(rewards.graders_extra)
+    assert result.attempted >= 5 and result.failed == 0
+
+
+@pytest.mark.parametrize(
+    ("config", "output", "row", "score"),
+    [
+        (
+            {"grader": "string_check", "operation": "contains"},
+            "It is Paris.",
+            {"reference_answer": "paris"},
+            1.0,
+        ),
+        ({"grader": "string_check", "operation": "ne"}, "Rome", {"reference_answer": "Paris"}, 1.0),
+        ({"grader": "string_check", "operation": "regex", "pattern": r"^\d{4}$"}, "2024", {}, 1.0),
+        (
+            {"grader": "number_match", "tolerance": 0.5},
+            "roughly 9.6 km",
+            {"reference_answer": 10},
+            1.0,
+        ),
+        (
+            {"grader": "number_match"},
+            "#### 1,000",
+            {"reference_answer": {"final_answer": "999"}},
+            0.0,
+        ),
+        (
+            {"grader": "json_schema", "schema": {"type": "object", "required": ["a"]}},
+            '{"a": 1}',
+            {},
+            1.0,
+        ),
+        (
+            {"grader": "json_schema", "schema": {"type": "object", "required": ["a"]}},
+            '{"b": 1}',
+            {},
+            0.3,
+        ),
+        (
+            {"grader": "text_similarity", "metric": "rouge_l"},
+            "the cat sat",
+            {"reference_answer": "the cat sat"},
+            1.0,
+        ),
+        (
+            {
+                "grader": "multi",
+                "graders": {
+                    "format": {"grader": "string_check", "operation": "regex", "pattern": "####"},
+                    "correct": {"grader": "final_answer_match"},
+                },
+                "formula": "0.25 * format + 0.75 * correct",
+            },
+            "#### 8",
+            {"reference_answer": "7"},
+            0.25,
+        ),
+    ],
+)
+def test_configurable_graders_score_as_configured(
+    config: dict, output: str, row: dict, score: float
+) -> None:
+    from rewards.builtin import run_grader
+
+    assert run_grader(config, output, row).score == pytest.approx(score)
+
+
+@pytest.mark.parametrize(
+    "formula", ["__import__('os').system('id')", "format ** 2", "open('x')", "unknown + 1"]
+)
+def test_a_formula_allows_only_arithmetic_on_named_scores(formula: str) -> None:
+    from rewards.graders_extra import evaluate_formula
+
+    with pytest.raises(ValueError, match="not allowed in a formula"):
+        evaluate_formula(formula, {"format": 1.0})
+
+
+def test_a_misconfigured_grader_becomes_a_row_error_not_a_crash(alice) -> None:  # type: ignore[no-untyped-def]
+    from rewards.scoring import Sample, score_batch
+    from rewards.services import create_reward
+
+    version = create_reward(
+        alice, "bad", "builtin", config={"grader": "string_check", "operation": "sounds_like"}
+    )
+    [result] = score_batch(version, [Sample("1", "x", {"reference_answer": "x"})])
+    assert result.error == "ValueError: operation must be one of eq, ne, contains, regex"
