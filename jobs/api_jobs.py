@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.shortcuts import get_object_or_404
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -155,7 +154,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @action(detail=True, methods=["get"])
     def checkpoints(self, request: Request, pk: str) -> Response:
-        job = get_object_or_404(self.get_queryset(), pk=pk)
+        job = self.get_object()
         return Response(CheckpointSerializer(job.checkpoints.all(), many=True).data)
 
 

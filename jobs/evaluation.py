@@ -18,7 +18,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 from jobs.generation import SamplingSettings, generate_answers, load_for_inference
 from jobs.models import Dataset, ModelEntry
 from rewards.models import RewardVersion
-from rewards.scoring import RewardResult, Sample, score_batch
+from rewards.scoring import RewardResult, Sample, prompt_messages, score_batch
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,6 @@ def pick_rows(rows: list[dict[str, Any]], samples: int | None, seed: int) -> lis
     if samples is None or samples >= len(rows):
         return rows
     return random.Random(seed).sample(rows, samples)
-
-
-def prompt_messages(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """The prompt: every turn up to and including the last user turn."""
-    messages = row["messages"]
-    last_user = max(i for i, message in enumerate(messages) if message["role"] == "user")
-    return messages[: last_user + 1]
 
 
 def summarize(results: list[RewardResult], threshold: float, seconds: float) -> EvaluationResult:

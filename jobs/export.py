@@ -11,7 +11,7 @@ from django.http import FileResponse
 
 from jobs.generation import load_for_inference
 from jobs.models import ModelEntry
-from jobs.registry import RegistryError, apply_facts, free_model_name, inspect_model_dir
+from jobs.registry import RegistryError, free_model_name, register_produced
 
 
 def zip_response(entry: ModelEntry) -> FileResponse:
@@ -36,13 +36,7 @@ def export_merged(entry: ModelEntry) -> ModelEntry:
     target = Path(settings.DATA_DIR) / "models" / f"{entry.pk}-merged-{name}"
     merged.save_pretrained(target)
     tokenizer.save_pretrained(target)
-    export = ModelEntry(
-        owner=entry.owner,
-        name=name,
-        source=f"merged:{entry.pk}",
-        description=f"{entry.name} merged into {entry.base.name if entry.base else 'its base'}.",
+    description = f"{entry.name} merged into {entry.base.name if entry.base else 'its base'}."
+    return register_produced(
+        entry.owner, name, target, entry.base, f"merged:{entry.pk}", description
     )
-    apply_facts(export, target, inspect_model_dir(target))
-    export.kind, export.base = ModelEntry.Kind.TUNED, entry.base
-    export.save()
-    return export

@@ -155,6 +155,22 @@ def free_model_name(owner: AbstractBaseUser, stem: str) -> str:
     return name
 
 
+def register_produced(
+    owner: AbstractBaseUser,
+    name: str,
+    path: Path,
+    base: ModelEntry | None,
+    source: str,
+    description: str,
+) -> ModelEntry:
+    """Register files the console wrote (a job's output, a merged export) as a tuned model."""
+    entry = ModelEntry(owner=owner, name=name, source=source, description=description)
+    apply_facts(entry, path, inspect_model_dir(path))
+    entry.kind, entry.base = ModelEntry.Kind.TUNED, base
+    entry.save()
+    return entry
+
+
 def check_name_free(owner: AbstractBaseUser, name: str) -> None:
     if owned(ModelEntry, owner).filter(name=name).exists():
         raise RegistryError(f"You already have a model named {name!r}.")

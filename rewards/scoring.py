@@ -49,7 +49,8 @@ def score_batch(version: RewardVersion, samples: list[Sample]) -> list[RewardRes
     )
 
 
-def _prompt(row: dict[str, Any]) -> list[dict[str, Any]]:
+def prompt_messages(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The prompt: every turn up to and including the last user turn."""
     messages = row.get("messages") or []
     users = [i for i, message in enumerate(messages) if message.get("role") == "user"]
     return messages[: users[-1] + 1] if users else messages
@@ -60,7 +61,7 @@ def _run_code(code: str, samples: list[Sample]) -> list[RewardResult]:
     from rewards.sandbox.runner import IsolationUnavailable, SandboxError, default_pool
 
     items = [
-        {"id": s.id, "output_text": s.output_text, "prompt": _prompt(s.row), "row": s.row}
+        {"id": s.id, "output_text": s.output_text, "prompt": prompt_messages(s.row), "row": s.row}
         for s in samples
     ]
     try:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management.base import CommandError
+
+from rftconsole.ownership import owned
 
 
 def first_admin() -> AbstractBaseUser:
@@ -14,6 +18,14 @@ def first_admin() -> AbstractBaseUser:
             "No admin account exists yet: run `manage.py up` once, or createsuperuser."
         )
     return admin
+
+
+def owned_by_name(model: type, owner: AbstractBaseUser, name: object, label: str) -> Any:
+    """The owner's object of that name, or a CommandError that names the option."""
+    found = owned(model, owner).filter(name=name).first()
+    if found is None:
+        raise CommandError(f"{label}: no {model._meta.verbose_name} named {name!r}.")
+    return found
 
 
 def acting_user(username: str | None) -> AbstractBaseUser:

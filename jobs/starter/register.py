@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from jobs.datasets import register_dataset_file
 from jobs.models import Dataset, ModelEntry
-from jobs.registry import apply_facts, inspect_model_dir
+from jobs.registry import register_model
 from jobs.starter.tasks import TASKS
 from rewards.models import RewardFunction
 from rewards.services import create_reward
@@ -57,15 +57,11 @@ def _register_model(owner: AbstractBaseUser, path: Path, result: Registered) -> 
     if owned(ModelEntry, owner).filter(name=STARTER_MODEL).exists():
         result.existing.append(f"model {STARTER_MODEL}")
         return
-    entry = ModelEntry(
-        owner=owner,
-        name=STARTER_MODEL,
-        source=str(path),
-        description="Tiny Llama-architecture model trained offline on the demo tasks: "
-        "often right, but in the required format only some of the time.",
+    description = (
+        "Tiny Llama-architecture model trained offline on the demo tasks: "
+        "often right, but in the required format only some of the time."
     )
-    apply_facts(entry, path, inspect_model_dir(path))
-    entry.save()
+    register_model(owner, str(path), STARTER_MODEL, description)
     result.created.append(f"model {STARTER_MODEL}")
 
 

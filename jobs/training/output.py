@@ -9,7 +9,7 @@ from django.conf import settings
 from trl import GRPOTrainer
 
 from jobs.models import Checkpoint, Job, ModelEntry
-from jobs.registry import apply_facts, free_model_name, inspect_model_dir
+from jobs.registry import free_model_name, register_produced
 
 
 def best_checkpoint(job: Job) -> Checkpoint | None:
@@ -39,16 +39,9 @@ def publish_output(job: Job, trainer: GRPOTrainer) -> tuple[ModelEntry, int]:
     trainer.processing_class.save_pretrained(target)
     step = best.step if best else trainer.state.global_step
     accuracy = best.validation_accuracy if best else None
-    entry = ModelEntry(
-        owner=job.owner,
-        name=free_model_name(job.owner, f"{job.name}-tuned"),
-        kind=ModelEntry.Kind.TUNED,
-        base=job.base_model,
-        source=f"job:{job.pk}",
-        description=f"Tuned by job “{job.name}” (step {step}"
-        + (f", validation accuracy {accuracy:.0%})" if accuracy is not None else ")"),
+    description = f"Tuned by job “{job.name}” (step {step}" + (
+        f", validation accuracy {accuracy:.0%})" if accuracy is not None else ")"
     )
-    apply_facts(entry, target, inspect_model_dir(target))
-    entry.kind, entry.base = ModelEntry.Kind.TUNED, job.base_model
-    entry.save()
+    name = free_model_name(job.owner, f"{job.name}-tuned")
+    entry = register_produced(job.owner, name, target, job.base_model, f"job:{job.pk}", description)
     return entry, step

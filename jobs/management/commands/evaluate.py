@@ -15,15 +15,7 @@ from jobs.generation import ModelLoadError, SamplingSettings
 from jobs.models import Dataset, ModelEntry
 from rewards.models import RewardFunction, RewardVersion
 from rewards.scoring import RewardConfigError
-from rftconsole.cli import acting_user
-from rftconsole.ownership import owned
-
-
-def _named(model: type, owner: Any, name: str) -> Any:
-    found = owned(model, owner).filter(name=name).first()
-    if found is None:
-        raise CommandError(f"No {model._meta.verbose_name} named {name!r} for {owner}.")
-    return found
+from rftconsole.cli import acting_user, owned_by_name
 
 
 class Command(BaseCommand):
@@ -45,9 +37,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         owner = acting_user(options["user"])
-        entry: ModelEntry = _named(ModelEntry, owner, options["model"])
-        dataset: Dataset = _named(Dataset, owner, options["dataset"])
-        reward: RewardFunction = _named(RewardFunction, owner, options["reward"])
+        entry: ModelEntry = owned_by_name(ModelEntry, owner, options["model"], "--model")
+        dataset: Dataset = owned_by_name(Dataset, owner, options["dataset"], "--dataset")
+        reward: RewardFunction = owned_by_name(RewardFunction, owner, options["reward"], "--reward")
         if options["samples"] is not None and options["samples"] < 1:
             raise CommandError("--samples must be at least 1.")
         sampling = SamplingSettings(

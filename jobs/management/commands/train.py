@@ -16,8 +16,7 @@ from jobs.models import Dataset, Job, MetricPoint, ModelEntry
 from jobs.tasks import train_job
 from jobs.training.launch import JobConfigError, create_job
 from rewards.models import RewardFunction
-from rftconsole.cli import acting_user
-from rftconsole.ownership import owned
+from rftconsole.cli import acting_user, owned_by_name
 
 KNOWN_KEYS = {
     "name",
@@ -47,13 +46,6 @@ def load_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def named(model: type, owner: Any, name: Any, key: str) -> Any:
-    found = owned(model, owner).filter(name=name).first()
-    if found is None:
-        raise CommandError(f"{key}: no {model._meta.verbose_name} named {name!r}.")
-    return found
-
-
 def eval_point(job: Job, step: int | None) -> dict[str, Any] | None:
     """Validation metrics at `step` (None: no output was published, so the last evaluation)."""
     points = MetricPoint.objects.filter(job=job, kind="eval")
@@ -78,16 +70,18 @@ class Command(BaseCommand):
         for key in ("base_model", "train_dataset", "reward"):
             if key not in config:
                 raise CommandError(f"{options['config']} needs `{key}`.")
-        reward = named(RewardFunction, owner, config["reward"], "reward")
+        reward = owned_by_name(RewardFunction, owner, config["reward"], "reward")
         validation = config.get("validation_dataset")
         try:
             job = create_job(
                 owner,
                 str(config.get("name", options["config"].stem)),
-                named(ModelEntry, owner, config["base_model"], "base_model"),
-                named(Dataset, owner, config["train_dataset"], "train_dataset"),
+                owned_by_name(ModelEntry, owner, config["base_model"], "base_model"),
+                owned_by_name(Dataset, owner, config["train_dataset"], "train_dataset"),
                 reward.latest_version(),
-                named(Dataset, owner, validation, "validation_dataset") if validation else None,
+                owned_by_name(Dataset, owner, validation, "validation_dataset")
+                if validation
+                else None,
                 float(config.get("validation_split", 0.1)),
                 config.get("hyperparameters") or {},
                 launch=False,
