@@ -205,3 +205,20 @@ def test_files_written_in_the_sandbox_temp_dir_stay_private(
     )
     assert reply["results"][0]["score"] == 1.0
     assert not Path(marker).exists()
+
+
+def test_one_rewards_code_never_sees_another_rewards_batches(pool: SandboxPool) -> None:
+    planter = (
+        "import builtins\n"
+        "builtins.planted = 'by the first reward'\n"
+        "def grade(sample, item):\n    return 1.0\n"
+    )
+    reader = (
+        "import builtins\n"
+        "def grade(sample, item):\n"
+        "    print(getattr(builtins, 'planted', 'nothing planted'))\n"
+        "    return 1.0\n"
+    )
+    run(pool, planter)
+    reply = run(pool, reader)
+    assert reply["stdout"].strip() == "nothing planted"

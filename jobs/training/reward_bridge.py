@@ -53,7 +53,8 @@ class RewardBridge:
         self, prompts: list[Any], completions: list[Any], row: list[str], **_: Any
     ) -> list[float | None]:
         texts = [_completion_text(c) for c in completions]
-        rows = [json.loads(r) for r in row]
+        parsed = {text: json.loads(text) for text in set(row)}  # a group's answers share one row
+        rows = [parsed[text] for text in row]
         samples = [
             Sample(str(i), text, r) for i, (text, r) in enumerate(zip(texts, rows, strict=True))
         ]

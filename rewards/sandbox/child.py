@@ -4,14 +4,16 @@ The parent starts it as `python -I -S -c <this file's text>` in fresh user/mount
 namespaces (see runner.py), with an empty environment and the data dir and source tree hidden.
 Here it forks once so user code runs as PID 1 of the new pid namespace (it cannot see or signal
 the console's processes), mounts a private /proc, drops to `nobody` when started as root, applies
-resource limits, then serves batches: one JSON request line on stdin, one JSON reply line on the
-protocol pipe. User code's prints go to a capped buffer, never to the protocol pipe.
+resource limits, then serves batches: one length-prefixed pickled request on stdin (pickle only
+flows from the trusted parent to here, never back), one JSON reply line on the protocol pipe.
+User code's prints go to a capped buffer, never to the protocol pipe.
 """
 
 import io
 import json
 import math
 import os
+import pickle
 import resource
 import sys
 import traceback
@@ -124,6 +126,16 @@ def _components(entry: dict) -> list:
     return [{"name": str(k), "value": _number(v), "type": "Reward"} for k, v in raw.items()]
 
 
+def _unpack(request: dict) -> list:
+    """Items with their rows: the parent sends each distinct row once (a GRPO group of 8 answers
+    shares one row), and each item names its row by position."""
+    rows = request["rows"]
+    return [
+        {"id": item["id"], "output_text": item["output_text"], **rows[item["row"]]}
+        for item in request["items"]
+    ]
+
+
 def _run_lambda(namespace: dict, items: list) -> list:
     event = []
     for item in items:
@@ -182,10 +194,32 @@ def _run_grade(namespace: dict, items: list) -> list:
     return results
 
 
+def _encode(results: list) -> dict:
+    """Results by position: a list of scores is much cheaper to send and parse than 64 objects."""
+    scores, errors, components = [], {}, {}
+    for position, result in enumerate(results):
+        if "error" in result:
+            scores.append(None)
+            errors[position] = result["error"]
+        else:
+            scores.append(result["score"])
+            if result["components"]:
+                components[position] = result["components"]
+    return {"scores": scores, "errors": errors, "components": components}
+
+
+def _requests():
+    stream = sys.stdin.buffer
+    while True:
+        header = stream.read(8)
+        if len(header) < 8:
+            return
+        yield pickle.loads(stream.read(int.from_bytes(header, "big")))  # noqa: S301 - from the parent
+
+
 def _serve(replies) -> None:
     compiled = {}
-    for line in sys.stdin:
-        request = json.loads(line)
+    for request in _requests():
         output = CappedOutput()
         real_out, real_err = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = output
@@ -199,7 +233,7 @@ def _serve(replies) -> None:
             runner = _run_lambda if "lambda_handler" in namespace else _run_grade
             if runner is _run_grade and "grade" not in namespace:
                 raise NameError("define lambda_handler(event, context) or grade(sample, item)")
-            reply = {"results": runner(namespace, request["items"])}
+            reply = _encode(runner(namespace, _unpack(request)))
         except BaseException as error:  # noqa: BLE001 - report anything, then keep serving
             if isinstance(error, KeyboardInterrupt | SystemExit):
                 reply = {"error": f"the code raised {type(error).__name__}"}
@@ -213,6 +247,8 @@ def _serve(replies) -> None:
         finally:
             sys.stdout, sys.stderr = real_out, real_err
         reply["stdout"] = output.value()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        reply["cpu"] = usage.ru_utime + usage.ru_stime
         replies.write(json.dumps(reply) + "\n")
         replies.flush()
 
@@ -234,4 +270,5 @@ def main() -> None:
     _serve(replies)
 
 
-main()
+if __name__ == "__main__":  # run with `python -c`; importable for the benchmark
+    main()

@@ -16,11 +16,12 @@ import ctypes
 import hashlib
 import json
 import os
-import queue
+import pickle
 import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,13 +34,16 @@ MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
 CHILD_SOURCE = (Path(__file__).with_name("child.py")).read_text()
 
 
+SPIN_SECONDS = 0.0005
+
+
 @dataclass(frozen=True)
 class Limits:
-    cpu_seconds: int = 300  # over a worker's life; a worker is replaced after `max_batches`
+    cpu_seconds: int = 300  # over a worker's life: it retires at half of this, or `max_batches`
     memory_bytes: int = 512 * 1024**2
     file_bytes: int = 8 * 1024**2
     batch_timeout: float = 30.0
-    max_batches: int = 200
+    max_batches: int = 10_000
 
 
 class SandboxError(RuntimeError):
@@ -101,6 +105,9 @@ class SandboxWorker:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.batches = 0
+        self.sent_at = 0.0
+        self.cpu_used = 0.0  # CPU seconds the worker has used, as it reports
+        self.code_hash: str | None = None  # the only reward code this worker will ever run
         reply_read, reply_write = os.pipe()
         config = {"reply_fd": reply_write, "limits": asdict(limits), "new_proc": True}
         hide = hidden_paths()
@@ -125,23 +132,34 @@ class SandboxWorker:
         self.replies = reply_read
         self.buffer = b""
 
-    def run(self, request: dict[str, Any]) -> dict[str, Any]:
+    def send(self, request: dict[str, Any]) -> None:
         assert self.process.stdin is not None
         try:
-            self.process.stdin.write((json.dumps(request) + "\n").encode())
+            payload = pickle.dumps(request, protocol=5)  # trusted → sandbox only; replies are JSON
+            self.process.stdin.write(len(payload).to_bytes(8, "big") + payload)
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
             raise SandboxError(self._death_reason()) from None
         self.batches += 1
-        return json.loads(self._read_line(time.monotonic() + self.limits.batch_timeout))
+        self.sent_at = time.monotonic()
+
+    def receive(self) -> dict[str, Any]:
+        reply = json.loads(self._read_line(self.sent_at + self.limits.batch_timeout))
+        self.cpu_used = float(reply.pop("cpu", 0.0))
+        return reply
 
     def _read_line(self, deadline: float) -> bytes:
+        spin_until = time.monotonic() + SPIN_SECONDS
         while b"\n" not in self.buffer:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 self.kill()
                 raise SandboxError(f"timed out after {self.limits.batch_timeout:g} s (wall clock)")
-            ready, _, _ = select.select([self.replies], [], [], remaining)
+            # Poll briefly before sleeping: a fast reward answers within microseconds, and
+            # waking a sleeping process costs more than that on small virtual machines.
+            wait = 0 if now < spin_until else remaining
+            ready, _, _ = select.select([self.replies], [], [], wait)
             if ready:
                 chunk = os.read(self.replies, 1 << 20)
                 if not chunk:
@@ -166,7 +184,9 @@ class SandboxWorker:
 
     @property
     def usable(self) -> bool:
-        return self.process.poll() is None and self.batches < self.limits.max_batches
+        fresh = self.batches < self.limits.max_batches
+        rested = self.cpu_used < self.limits.cpu_seconds / 2  # never near the CPU rlimit
+        return fresh and rested and self.process.poll() is None
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -181,33 +201,128 @@ class SandboxWorker:
 
 
 class SandboxPool:
-    """A few warm workers; a batch takes one, and it returns to the pool if still healthy."""
+    """A few warm workers; a batch takes one, and it returns to the pool if still healthy.
+
+    A worker serves one reward code only (its first): code could leave hooks behind in its
+    process, so another reward's rows never reach it. A retired or broken worker is replaced in
+    the background by a fresh spare, so a batch rarely waits for a process to start.
+    """
 
     def __init__(self, limits: Limits, size: int = 2) -> None:
         self.limits = limits
-        self.idle: queue.SimpleQueue[SandboxWorker] = queue.SimpleQueue()
+        self.idle: list[SandboxWorker] = []
+        self.lock = threading.Lock()
         self.size = size
 
-    def run(self, code: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    def run(
+        self, code: str, items: list[dict[str, Any]], rows: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """Score `items` ({id, output_text, row}); `row` is a position in `rows` ({row, prompt}).
+
+        Without `rows`, each item carries its own `row` and `prompt` (simple callers, tests).
+        """
+        if rows is None:
+            rows = [{"row": item["row"], "prompt": item.get("prompt", [])} for item in items]
+            items = [{**item, "row": position} for position, item in enumerate(items)]
+        reply = self.run_chunks(code, [(items, rows)])[0]
+        if isinstance(reply, SandboxError):
+            raise reply
+        return reply
+
+    def run_chunks(
+        self, code: str, chunks: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+    ) -> list[dict[str, Any] | SandboxError]:
+        """Score several (items, rows) chunks at once, one warm worker each, in parallel.
+
+        Returns each chunk's reply, or the SandboxError that ended its worker.
+        """
+        code_hash = hashlib.sha256(code.encode()).hexdigest()
+        workers = self._take(len(chunks), code_hash)
+        sent: list[SandboxError | None] = []
+        for worker, (items, rows) in zip(workers, chunks, strict=True):
+            request = {"code": code, "code_hash": code_hash, "rows": rows, "items": items}
+            try:
+                worker.send(request)
+                sent.append(None)
+            except SandboxError as error:
+                worker.close()
+                self._replace()
+                sent.append(error)
+        replies: list[dict[str, Any] | SandboxError] = []
+        for worker, failed, (items, _) in zip(workers, sent, chunks, strict=True):
+            reply = failed or self._receive(worker)
+            replies.append(reply if isinstance(reply, SandboxError) else _decoded(reply, items))
+        return replies
+
+    def _take(self, count: int, code_hash: str) -> list[SandboxWorker]:
+        """Idle workers bound to this code, then fresh spares, then new processes."""
+        with self.lock:
+            mine = [w for w in self.idle if w.code_hash == code_hash]
+            spares = [w for w in self.idle if w.code_hash is None]
+            workers = (mine + spares)[:count]
+            self.idle = [w for w in self.idle if w not in workers]
         try:
-            worker = self.idle.get_nowait()
-        except queue.Empty:
-            worker = SandboxWorker(self.limits)
-        request = {
-            "code": code,
-            "code_hash": hashlib.sha256(code.encode()).hexdigest(),
-            "items": items,
-        }
-        try:
-            reply = worker.run(request)
+            while len(workers) < count:
+                workers.append(SandboxWorker(self.limits))
         except SandboxError:
-            worker.close()
+            for worker in workers:
+                self._keep(worker)
             raise
-        if worker.usable and self.idle.qsize() < self.size:
-            self.idle.put(worker)
+        for worker in workers:
+            worker.code_hash = code_hash
+        return workers
+
+    def _keep(self, worker: SandboxWorker) -> None:
+        """Back to the pool; when full, the longest-idle worker of other code makes room."""
+        with self.lock:
+            if len(self.idle) >= self.size:
+                others = [w for w in self.idle if w.code_hash != worker.code_hash]
+                if not others:
+                    worker.close()
+                    return
+                self.idle.remove(others[0])
+                others[0].close()
+            self.idle.append(worker)
+
+    def _receive(self, worker: SandboxWorker) -> dict[str, Any] | SandboxError:
+        try:
+            reply = worker.receive()
+        except SandboxError as error:
+            worker.close()
+            self._replace()
+            return error
+        if worker.usable:
+            self._keep(worker)
         else:
             worker.close()
+            self._replace()
         return reply
+
+    def _replace(self) -> None:
+        if len(self.idle) < self.size:
+            threading.Thread(target=self._start_one, name="sandbox-spare", daemon=True).start()
+
+    def _start_one(self) -> None:
+        with contextlib.suppress(SandboxError):
+            self._keep(SandboxWorker(self.limits))
+
+
+def _decoded(reply: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The child's positional reply as per-item results: {id, score, components} or {id, error}."""
+    if "scores" not in reply:
+        return reply  # the batch failed as a whole: {"error", "stdout"}
+    errors, components = reply.pop("errors"), reply.pop("components")
+    results: list[dict[str, Any]] = []
+    for position, (item, score) in enumerate(zip(items, reply.pop("scores"), strict=True)):
+        key = str(position)
+        if key in errors:
+            results.append({"id": item["id"], "error": errors[key]})
+        else:
+            results.append(
+                {"id": item["id"], "score": score, "components": components.get(key, [])}
+            )
+    reply["results"] = results
+    return reply
 
 
 _pool: SandboxPool | None = None
