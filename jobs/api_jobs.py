@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from jobs.actions import JobActionError, request_pause, request_stop, resume
 from jobs.models import Checkpoint, Dataset, Job, MetricPoint, ModelEntry, Rollout
 from jobs.training.launch import JobConfigError, create_job
-from rewards.models import RewardFunction
+from rewards.models import RewardFunction, RewardVersion
 from rftconsole.ownership import owned
 
 
@@ -32,20 +32,28 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         slug_field="name", queryset=Dataset.objects.all(), required=False, allow_null=True
     )
     reward = OwnedName(slug_field="name", queryset=RewardFunction.objects.all(), write_only=True)
+    reward_version = serializers.SerializerMethodField()
+    pin_version = serializers.IntegerField(
+        write_only=True, required=False, min_value=1, help_text="Reward version; default latest."
+    )
     output_model = serializers.SlugRelatedField(slug_field="name", read_only=True)
 
     class Meta:
         model = Job
         fields = [
             "id", "name", "base_model", "train_dataset", "validation_dataset", "validation_split",
-            "reward", "hyperparameters", "config", "status", "sub_status", "status_reason",
-            "current_step", "total_steps", "attempts", "output_model", "created_at", "started_at",
-            "finished_at",
+            "reward", "reward_version", "pin_version", "hyperparameters", "config", "status",
+            "sub_status", "status_reason", "current_step", "total_steps", "attempts",
+            "output_model", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = [
-            "config", "status", "sub_status", "status_reason", "current_step", "total_steps",
-            "attempts", "output_model", "created_at", "started_at", "finished_at",
+            "reward_version", "config", "status", "sub_status", "status_reason", "current_step",
+            "total_steps", "attempts", "output_model", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
+
+    def get_reward_version(self, job: Job) -> dict[str, Any]:
+        version = job.reward_version
+        return {"id": version.pk, "reward": version.reward.name, "number": version.number}
 
 
 class MetricSerializer(serializers.ModelSerializer[MetricPoint]):
@@ -73,7 +81,11 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return owned(Job, self.request.user).select_related(
-            "base_model", "train_dataset", "validation_dataset", "output_model"
+            "base_model",
+            "train_dataset",
+            "validation_dataset",
+            "output_model",
+            "reward_version__reward",
         )
 
     def create(self, request: Request) -> Response:
@@ -86,7 +98,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                 data["name"],
                 data["base_model"],
                 data["train_dataset"],
-                data["reward"].latest_version(),
+                _pinned_version(data["reward"], data.get("pin_version")),
                 data.get("validation_dataset"),
                 data.get("validation_split", 0.1),
                 data.get("hyperparameters") or {},
@@ -129,7 +141,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             "hyperparameters",
         }
         draft = {key: payload[key] for key in keep}
-        draft.update(name=f"{job.name}-copy", reward=job.reward_version.reward.name)
+        version = job.reward_version
+        draft.update(
+            name=f"{job.name}-copy", reward=version.reward.name, pin_version=version.number
+        )
         return Response(draft)
 
     @action(detail=True, methods=["get"])
@@ -163,3 +178,10 @@ def get_int(request: Request, name: str) -> int:
     if not value.lstrip("-").isdigit():
         raise ValidationError({name: "must be an integer"})
     return int(value)
+
+
+def _pinned_version(reward: RewardFunction, number: int | None) -> RewardVersion:
+    try:
+        return reward.version(number)
+    except RewardVersion.DoesNotExist as error:
+        raise ValidationError({"pin_version": [str(error)]}) from None

@@ -130,18 +130,25 @@ def rouge_l(candidate: str, reference: str) -> float:
 
 
 def text_similarity(output: str, row: Row, **options: Any) -> Grade:
-    """fuzzy (character ratio), bleu or rouge_l against the reference; passes at `threshold`."""
+    """fuzzy (character ratio), bleu, rouge_l, or cosine (sentence embeddings) vs the reference."""
     metric = options.get("metric", "fuzzy")
     reference = _reference_text(row, options)
     measures = {
         "fuzzy": lambda: difflib.SequenceMatcher(a=output.strip(), b=reference.strip()).ratio(),
         "bleu": lambda: bleu(output, reference),
         "rouge_l": lambda: rouge_l(output, reference),
+        "cosine": lambda: _cosine(output, reference),
     }
     if metric not in measures:
         raise ValueError(f"metric must be one of {', '.join(measures)}")
     value = float(measures[metric]())
     return Grade(round(value, 6)).component(metric, value)
+
+
+def _cosine(output: str, reference: str) -> float:
+    from rewards.embeddings import cosine_similarity  # loads torch weights: only when asked
+
+    return cosine_similarity(output, reference)
 
 
 _OPERATORS = {

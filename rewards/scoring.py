@@ -44,6 +44,10 @@ def score_batch(version: RewardVersion, samples: list[Sample]) -> list[RewardRes
         return [_grade_builtin(version, sample) for sample in samples]
     if kind == RewardFunction.Kind.CODE:
         return _run_code(version.code, samples)
+    if kind == RewardFunction.Kind.JUDGE:
+        from rewards.judge import score_with_judge  # the judge imports this module
+
+        return score_with_judge(version, samples)
     raise RewardConfigError(
         f"Reward kind {kind!r} cannot be scored by this version of RFT Console."
     )
@@ -56,27 +60,65 @@ def prompt_messages(row: dict[str, Any]) -> list[dict[str, Any]]:
     return messages[: users[-1] + 1] if users else messages
 
 
+def sandbox_request(samples: list[Sample]) -> tuple[list[dict], list[dict]]:
+    """Each distinct row once, with its prompt; items point at their row by position.
+
+    Samples of one GRPO group share a row object, so a batch of 64 answers sends 8 rows, not 64.
+    """
+    positions: dict[int, int] = {}
+    rows: list[dict[str, Any]] = []
+    for sample in samples:
+        if id(sample.row) not in positions:
+            positions[id(sample.row)] = len(rows)
+            rows.append({"row": sample.row, "prompt": prompt_messages(sample.row)})
+    items = [
+        {"id": s.id, "output_text": s.output_text, "row": positions[id(s.row)]} for s in samples
+    ]
+    return rows, items
+
+
+PARALLEL_FROM = 16  # a batch this large is split over the pool's warm workers
+
+
 def _run_code(code: str, samples: list[Sample]) -> list[RewardResult]:
     """User code runs only in the sandbox; any failure becomes a per-row error, never a crash."""
-    from rewards.sandbox.runner import IsolationUnavailable, SandboxError, default_pool
+    from rewards.sandbox.runner import IsolationUnavailable, default_pool
 
-    items = [
-        {"id": s.id, "output_text": s.output_text, "prompt": prompt_messages(s.row), "row": s.row}
-        for s in samples
-    ]
+    pool = default_pool()
+    chunks = split_by_row(samples, pool.size) if len(samples) >= PARALLEL_FROM else [samples]
     try:
-        reply = default_pool().run(code, items)
+        replies = pool.run_chunks(code, [sandbox_request(chunk)[::-1] for chunk in chunks])
     except IsolationUnavailable as error:
         raise RewardConfigError(str(error)) from None
-    except SandboxError as error:
-        return [RewardResult(s.id, 0.0, error=str(error)) for s in samples]
+    if len(chunks) == 1:
+        return _chunk_results(samples, replies[0])
+    by_id: dict[str, RewardResult] = {}
+    for chunk, reply in zip(chunks, replies, strict=True):
+        by_id.update((result.id, result) for result in _chunk_results(chunk, reply))
+    return [by_id[sample.id] for sample in samples]
+
+
+def split_by_row(samples: list[Sample], parts: int) -> list[list[Sample]]:
+    """Up to `parts` chunks of similar size that keep each row's answers (a group) together."""
+    groups: dict[int, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(id(sample.row), []).append(sample)
+    if len(groups) < parts:
+        return [samples]
+    chunks: list[list[Sample]] = [[] for _ in range(parts)]
+    for group in groups.values():
+        min(chunks, key=len).extend(group)
+    return chunks
+
+
+def _chunk_results(samples: list[Sample], reply: dict[str, Any] | Exception) -> list[RewardResult]:
+    if isinstance(reply, Exception):  # the worker died, timed out or hit a limit
+        return [RewardResult(s.id, 0.0, error=str(reply)) for s in samples]
     output = reply.get("stdout", "")
     if "error" in reply:
         return [RewardResult(s.id, 0.0, error=reply["error"], output=output) for s in samples]
-    by_id = {result["id"]: result for result in reply["results"]}
     results = []
-    for sample in samples:
-        found = by_id.get(sample.id, {"error": "no result for this sample"})
+    for sample, found in zip(samples, reply["results"], strict=True):  # in the samples' order
         if "error" in found:
             results.append(RewardResult(sample.id, 0.0, error=found["error"], output=output))
         else:

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "django_ace",  # ships the Ace code editor: vendored, served locally, no CDN
     "channels",
     "rftconsole",
     "jobs",
@@ -180,6 +181,7 @@ RFT_HEARTBEAT_TIMEOUT = env_int("RFT_HEARTBEAT_TIMEOUT", 90, minimum=10)
 RFT_MAX_ATTEMPTS = env_int("RFT_MAX_ATTEMPTS", 3, minimum=1)
 # Wall-clock seconds one batch of sandboxed reward code may take.
 RFT_REWARD_TIMEOUT = env_int("RFT_REWARD_TIMEOUT", 30, minimum=1)
+RFT_ENCRYPTION_KEY = env_str("RFT_ENCRYPTION_KEY")
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -7,12 +7,16 @@ from rest_framework.routers import DefaultRouter
 from jobs import api as jobs_api
 from jobs import api_jobs
 from jobs.urls import models_patterns
+from rewards import api as rewards_api
+from rewards.urls import rewards_patterns
 from rftconsole import api, views
 
 router = DefaultRouter()
 router.register("keys", api.ApiKeyViewSet, basename="apikey")
 router.register("models", jobs_api.ModelEntryViewSet, basename="model")
 router.register("jobs", api_jobs.JobViewSet, basename="job")
+router.register("rewards", rewards_api.RewardViewSet, basename="reward")
+router.register("reward-tests", rewards_api.RewardTestViewSet, basename="reward-test")
 
 keys_patterns = (
     [
@@ -27,11 +31,18 @@ urlpatterns = [
     path("system/", views.system_panel, name="system-panel"),
     path("keys/", include(keys_patterns)),
     path("models/", include(models_patterns)),
+    path("rewards/", include(rewards_patterns)),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/me/", api.me, name="api-me"),
     path("api/system/", api.system, name="api-system"),
+    path("api/reward-templates/", rewards_api.reward_templates, name="api-reward-templates"),
+    path(
+        "api/reward-templates/<slug:slug>/",
+        rewards_api.reward_template,
+        name="api-reward-template",
+    ),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

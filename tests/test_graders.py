@@ -135,12 +135,16 @@ def test_a_formula_allows_only_arithmetic_on_named_scores(formula: str) -> None:
         evaluate_formula(formula, {"format": 1.0})
 
 
-def test_a_misconfigured_grader_becomes_a_row_error_not_a_crash(alice) -> None:  # type: ignore[no-untyped-def]
+def test_a_misconfigured_grader_is_refused_and_an_old_one_errors_per_row(alice) -> None:  # type: ignore[no-untyped-def]
+    from rewards.models import RewardFunction, RewardVersion
     from rewards.scoring import Sample, score_batch
-    from rewards.services import create_reward
+    from rewards.services import RewardError, create_reward
 
-    version = create_reward(
-        alice, "bad", "builtin", config={"grader": "string_check", "operation": "sounds_like"}
-    )
+    bad = {"grader": "string_check", "operation": "sounds_like"}
+    with pytest.raises(RewardError, match="Operation must be one of eq, ne, contains, regex"):
+        create_reward(alice, "bad", "builtin", config=bad)
+    # A version stored before validation existed still scores without crashing the batch.
+    reward = RewardFunction.objects.create(owner=alice, name="old", kind="builtin")
+    version = RewardVersion.objects.create(reward=reward, number=1, config=bad)
     [result] = score_batch(version, [Sample("1", "x", {"reference_answer": "x"})])
     assert result.error == "ValueError: operation must be one of eq, ne, contains, regex"

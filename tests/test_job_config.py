@@ -100,8 +100,9 @@ def test_a_dataset_smaller_than_one_batch_is_refused(
 
 
 def test_a_reward_that_fails_its_dry_run_is_refused(alice: User, starter: dict[str, Any]) -> None:
-    starter["reward_version"] = create_reward(alice, "broken", "builtin", config={"grader": "nope"})
-    assert "Unknown built-in grader 'nope'" in errors_for(alice, starter)["reward"]
+    crash = "def grade(sample, item):\n    raise RuntimeError('bad reward')\n"
+    starter["reward_version"] = create_reward(alice, "broken", "code", code=crash)
+    assert "RuntimeError: bad reward" in errors_for(alice, starter)["reward"]
 
 
 def test_without_a_validation_dataset_the_split_must_be_sensible(
