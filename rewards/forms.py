@@ -45,10 +45,13 @@ class RewardForm(forms.Form):
         required=False,
         choices=[("endpoint", "OpenAI-compatible endpoint"), ("local", "Registered local model")],
     )
-    base_url = forms.CharField(required=False, help_text="e.g. http://127.0.0.1:8000/v1")
+    base_url = forms.CharField(
+        required=False, label="Base URL", help_text="e.g. http://127.0.0.1:8000/v1"
+    )
     model = forms.CharField(required=False, label="Judge model name")
     api_key = forms.CharField(
         required=False,
+        label="API key",
         widget=forms.PasswordInput(render_value=False),
         help_text="Stored encrypted; never shown again. Leave empty to keep the stored key.",
     )

@@ -12,3 +12,20 @@ def compact_count(value: int | None) -> str:
         if value >= size:
             return f"{value / size:.3g} {unit}"
     return str(value)
+
+
+@register.filter
+def as_json(value: object) -> str:
+    """A value as JSON text (strings stay as they are): how users wrote it in their data."""
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+@register.filter
+def last_user_turn(messages: list[dict] | None) -> str:
+    """The question a completion answers: the last user message's text."""
+    for message in reversed(messages or []):
+        if message.get("role") == "user":
+            return str(message.get("content", ""))
+    return ""
