@@ -1,52 +1,239 @@
-"""Store dataset files under the data dir and register them.
+"""Import training data: stream the file once, convert each row to chat format, collect per-line
+problems, and store the result only when there are none.
 
-The full upload validator (per-line errors, format conversion, limits) arrives with the training
-data issue; this module already stores files atomically and refuses rows without `messages`.
+The converted rows are written to a temporary file next to their final place while reading, so a
+large file is never held in memory; an invalid file leaves neither a dataset nor a file behind.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
+from jobs.dataformat import SHAPE_NAMES, RowError, to_chat
 from jobs.models import Dataset
 from rftconsole.ownership import owned
 
+LISTED_PROBLEMS = 100
+
 
 class DatasetError(ValueError):
-    """The file cannot become a dataset; the message names the line and the problem."""
+    """The data cannot become a dataset; `report` holds the per-line problems, if any."""
+
+    def __init__(self, message: str, report: ImportReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
-def scan_jsonl(path: Path) -> tuple[int, list[str]]:
-    """Stream the file once: count rows, collect top-level keys, reject rows without messages."""
-    rows, fields = 0, set()
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+@dataclass
+class ImportReport:
+    rows: int = 0
+    converted: Counter[str] = field(default_factory=Counter)  # shape → rows converted from it
+    problems: list[tuple[int, str]] = field(default_factory=list)  # the first 100 (line, what)
+    problem_count: int = 0
+    warnings: list[str] = field(default_factory=list)
+    fields: set[str] = field(default_factory=set)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def problem(self, line: int, message: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < LISTED_PROBLEMS:
+            self.problems.append((line, message))
+
+    def converted_text(self) -> str:
+        return ", ".join(f"{n} from {SHAPE_NAMES[s]}" for s, n in sorted(self.converted.items()))
+
+    def summary(self) -> str:
+        """The import command's last line, e.g. `valid: 299 rows (0 converted), 0 problems`."""
+        converted = sum(self.converted.values())
+        state = "valid" if self.ok else "invalid"
+        return f"{state}: {self.rows} rows ({converted} converted), {self.problem_count} problems"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "valid": self.ok,
+            "rows": self.rows,
+            "converted": dict(self.converted),
+            "problems": [{"line": line, "problem": text} for line, text in self.problems],
+            "problem_count": self.problem_count,
+            "unlisted_problems": self.problem_count - len(self.problems),
+            "warnings": self.warnings,
+            "fields": sorted(self.fields),
+        }
+
+
+def read_rows(lines: Iterable[bytes], sink: IO[str] | None) -> ImportReport:
+    """Check and convert every line; write converted rows to `sink` (when given)."""
+    report, ids, limit = ImportReport(), set(), settings.RFT_DATASET_MAX_ROWS
+    for number, raw in enumerate(lines, start=1):
+        try:
+            row = _parse(raw, number)
+            if row is None:
                 continue
-            try:
-                row = json.loads(line)
-            except ValueError as error:
-                raise DatasetError(f"line {number}: invalid JSON ({error.msg})") from None
-            if not isinstance(row, dict) or not row.get("messages"):
-                raise DatasetError(f"line {number}: a row must be an object with `messages`")
-            rows += 1
-            fields.update(row)
-    if rows == 0:
-        raise DatasetError("the file has no rows")
-    return rows, sorted(fields)
+            converted, shape = to_chat(row)
+            _check_id(converted, ids)
+        except RowError as error:
+            report.problem(number, str(error))
+            continue
+        report.rows += 1
+        if report.rows > limit:
+            report.problem(
+                number, f"more than {limit:,} rows (RFT_DATASET_MAX_ROWS); split the file"
+            )
+            break
+        if shape != "chat":
+            report.converted[shape] += 1
+        report.fields.update(converted)
+        if sink is not None and report.problem_count == 0:
+            sink.write(json.dumps(converted, ensure_ascii=False) + "\n")
+    _finish(report)
+    return report
+
+
+def _parse(raw: bytes, number: int) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RowError(
+            f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1})"
+        ) from None
+    if number == 1:
+        text = text.removeprefix("\ufeff")  # a byte-order mark some editors add
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise RowError(f"invalid JSON: {error.msg} (column {error.colno})") from None  # type: ignore[attr-defined]
+
+
+def _check_id(row: dict[str, Any], seen: set[str]) -> None:
+    if "id" not in row:
+        return
+    key = json.dumps(row["id"])
+    if key in seen:
+        raise RowError(f"duplicate id {row['id']!r}")
+    seen.add(key)
+
+
+def _finish(report: ImportReport) -> None:
+    if report.rows == 0 and report.problem_count == 0:
+        report.problem(0, "the file has no rows")
+    minimum = settings.RFT_DATASET_MIN_ROWS
+    if report.ok and report.rows < minimum:
+        report.warnings.append(
+            f"{report.rows} rows: Amazon Bedrock asks for at least {minimum}; "
+            "fine for a try, few for real training."
+        )
+    if report.converted:
+        report.warnings.append(f"Converted {report.converted_text()} to chat format.")
 
 
 def dataset_storage(owner: AbstractBaseUser) -> Path:
     directory = Path(settings.DATA_DIR) / "datasets" / str(owner.pk)
     directory.mkdir(parents=True, exist_ok=True)
     return directory
+
+
+def check_size(size: int) -> None:
+    limit = settings.RFT_DATASET_MAX_BYTES
+    if size > limit:
+        raise DatasetError(
+            f"The file is {size / 1024**2:,.1f} MB; the limit is {limit / 1024**2:,.0f} MB "
+            "(RFT_DATASET_MAX_BYTES). Split it, or raise the limit."
+        )
+
+
+def check_name(owner: AbstractBaseUser, name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise DatasetError("Give the dataset a name of 1 to 100 characters.")
+    if owned(Dataset, owner).filter(name=name).exists():
+        raise DatasetError(f"You already have a dataset named {name!r}.")
+    return name
+
+
+def import_lines(
+    owner: AbstractBaseUser,
+    name: str,
+    lines: Iterable[bytes],
+    *,
+    description: str = "",
+    source: str = Dataset.Source.UPLOAD,
+    dry_run: bool = False,
+) -> tuple[Dataset | None, ImportReport]:
+    """Validate and convert; store the dataset only when every row is valid (and not a dry run)."""
+    name = check_name(owner, name)
+    if dry_run:
+        return None, read_rows(lines, None)
+    stored = dataset_storage(owner) / f"{uuid.uuid4().hex}.jsonl"
+    incoming = stored.with_name(f".incoming-{stored.name}")
+    try:
+        with incoming.open("w", encoding="utf-8") as sink:
+            report = read_rows(lines, sink)
+        if not report.ok:
+            raise DatasetError(f"{report.problem_count} problems; nothing was stored.", report)
+        os.replace(incoming, stored)
+        return _create(owner, name, description, source, stored, report), report
+    except BaseException:
+        incoming.unlink(missing_ok=True)  # nothing half-imported may remain
+        stored.unlink(missing_ok=True)
+        raise
+
+
+def _create(
+    owner: AbstractBaseUser,
+    name: str,
+    description: str,
+    source: str,
+    stored: Path,
+    report: ImportReport,
+) -> Dataset:
+    try:
+        with transaction.atomic():
+            return Dataset.objects.create(
+                owner=owner,
+                name=name,
+                description=description,
+                source=source,
+                path=str(stored),
+                row_count=report.rows,
+                fields=sorted(report.fields),
+                size_bytes=stored.stat().st_size,
+                converted=dict(report.converted),
+                warnings=report.warnings,
+            )
+    except IntegrityError:  # the same name, created at the same moment
+        raise DatasetError(f"You already have a dataset named {name!r}.") from None
+
+
+def import_file(
+    owner: AbstractBaseUser,
+    name: str,
+    path: Path,
+    *,
+    description: str = "",
+    source: str = Dataset.Source.UPLOAD,
+    dry_run: bool = False,
+) -> tuple[Dataset | None, ImportReport]:
+    check_size(path.stat().st_size)
+    with path.open("rb") as handle:
+        return import_lines(
+            owner, name, handle, description=description, source=source, dry_run=dry_run
+        )
 
 
 def register_dataset_file(
@@ -56,23 +243,7 @@ def register_dataset_file(
     source: str = Dataset.Source.UPLOAD,
     description: str = "",
 ) -> Dataset:
-    if owned(Dataset, owner).filter(name=name).exists():
-        raise DatasetError(f"You already have a dataset named {name!r}.")
-    row_count, fields = scan_jsonl(source_file)
-    stored = dataset_storage(owner) / f"{uuid.uuid4().hex}.jsonl"
-    shutil.copyfile(source_file, stored)
-    try:
-        with transaction.atomic():
-            return Dataset.objects.create(
-                owner=owner,
-                name=name,
-                description=description,
-                source=source,
-                path=str(stored),
-                row_count=row_count,
-                fields=fields,
-                size_bytes=stored.stat().st_size,
-            )
-    except BaseException:
-        stored.unlink(missing_ok=True)  # nothing half-imported may remain
-        raise
+    """Import a file that must be valid (starter data, tests); problems raise DatasetError."""
+    dataset, _ = import_file(owner, name, source_file, description=description, source=source)
+    assert dataset is not None
+    return dataset

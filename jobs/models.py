@@ -64,6 +64,11 @@ class Dataset(OwnedModel):
     row_count = models.IntegerField()
     fields = models.JSONField(default=list, help_text="Top-level keys found in the rows.")
     size_bytes = models.BigIntegerField()
+    converted = models.JSONField(default=dict, help_text="Rows converted, by original shape.")
+    warnings = models.JSONField(default=list, help_text="What the import noticed but accepted.")
+    token_stats = models.JSONField(
+        default=dict, help_text="Prompt-token statistics, by the model whose tokenizer counted."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs import views
+from jobs import views, views_datasets
 
 models_patterns = (
     [
@@ -12,4 +12,17 @@ models_patterns = (
         path("<int:model_id>/merge/", views.model_merge, name="merge"),
     ],
     "models",
+)
+
+datasets_patterns = (
+    [
+        path("", views_datasets.dataset_list, name="list"),
+        path("upload/", views_datasets.dataset_upload, name="upload"),
+        path("<int:dataset_id>/", views_datasets.dataset_detail, name="detail"),
+        path("<int:dataset_id>/rows/", views_datasets.dataset_rows, name="rows"),
+        path("<int:dataset_id>/stats/", views_datasets.dataset_stats, name="stats"),
+        path("<int:dataset_id>/split/", views_datasets.dataset_split, name="split"),
+        path("<int:dataset_id>/delete/", views_datasets.dataset_delete, name="delete"),
+    ],
+    "datasets",
 )

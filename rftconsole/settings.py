@@ -181,6 +181,16 @@ RFT_HEARTBEAT_TIMEOUT = env_int("RFT_HEARTBEAT_TIMEOUT", 90, minimum=10)
 RFT_MAX_ATTEMPTS = env_int("RFT_MAX_ATTEMPTS", 3, minimum=1)
 # Wall-clock seconds one batch of sandboxed reward code may take.
 RFT_REWARD_TIMEOUT = env_int("RFT_REWARD_TIMEOUT", 30, minimum=1)
+# Training data: the largest file and the most rows one dataset may have; fewer rows than the
+# minimum only warns (Amazon Bedrock asks for at least 100).
+RFT_DATASET_MAX_BYTES = env_int("RFT_DATASET_MAX_BYTES", 100 * 1024**2, minimum=1024)
+RFT_DATASET_MAX_ROWS = env_int("RFT_DATASET_MAX_ROWS", 1_000_000, minimum=1)
+RFT_DATASET_MIN_ROWS = env_int("RFT_DATASET_MIN_ROWS", 100, minimum=0)
+# Uploads stream to a temporary file (never memory) and stop at the size limit while arriving.
+FILE_UPLOAD_HANDLERS = [
+    "jobs.uploads.SizeLimitUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 RFT_ENCRYPTION_KEY = env_str("RFT_ENCRYPTION_KEY")
 
 # --- REST API ---------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from jobs import api as jobs_api
-from jobs import api_jobs
-from jobs.urls import models_patterns
+from jobs import api_datasets, api_jobs
+from jobs.urls import datasets_patterns, models_patterns
 from rewards import api as rewards_api
 from rewards.urls import rewards_patterns
 from rftconsole import api, views
@@ -15,6 +15,7 @@ router = DefaultRouter()
 router.register("keys", api.ApiKeyViewSet, basename="apikey")
 router.register("models", jobs_api.ModelEntryViewSet, basename="model")
 router.register("jobs", api_jobs.JobViewSet, basename="job")
+router.register("datasets", api_datasets.DatasetViewSet, basename="dataset")
 router.register("rewards", rewards_api.RewardViewSet, basename="reward")
 router.register("reward-tests", rewards_api.RewardTestViewSet, basename="reward-test")
 
@@ -31,6 +32,7 @@ urlpatterns = [
     path("system/", views.system_panel, name="system-panel"),
     path("keys/", include(keys_patterns)),
     path("models/", include(models_patterns)),
+    path("datasets/", include(datasets_patterns)),
     path("rewards/", include(rewards_patterns)),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

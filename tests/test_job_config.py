@@ -230,3 +230,31 @@ def test_the_train_command_rejects_a_bad_config_file(admin: User, tmp_path: Path
     config.write_text("name: [unclosed\n")
     with pytest.raises(CommandError, match="is not valid YAML"):
         call_command("train", str(config))
+
+
+def test_prompts_longer_than_max_prompt_length_are_flagged_before_the_job_starts(
+    alice: User, starter: dict[str, Any], tmp_path: Path
+) -> None:
+    rows = [
+        json.loads(line) for line in Path(starter["train_dataset"].path).read_text().splitlines()
+    ]
+    for row in rows[:5]:
+        row["messages"][-1]["content"] += " please" * 300
+    (tmp_path / "long.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    starter["train_dataset"] = register_dataset_file(alice, "some-long", tmp_path / "long.jsonl")
+    job = create_job(
+        alice, "job", given={"maxPromptLength": 256}, profile="cpu", launch=False, **starter
+    )
+    messages = list(job.events.values_list("message", flat=True))
+    assert (
+        "5 training rows are longer than maxPromptLength (256 tokens) and will be skipped."
+        in messages
+    )
+    for row in rows:
+        row["messages"][-1]["content"] += " please" * 300
+    (tmp_path / "all.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    starter["train_dataset"] = register_dataset_file(alice, "all-long", tmp_path / "all.jsonl")
+    assert (
+        "every prompt is longer than maxPromptLength (256"
+        in errors_for(alice, starter, maxPromptLength=256)["train_dataset"]
+    )

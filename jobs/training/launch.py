@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.actions import enqueue
+from jobs.dataset_tools import prompt_lengths
 from jobs.models import Dataset, Job, JobEvent, ModelEntry
 from jobs.training import hyperparameters
 from rewards.models import RewardVersion
@@ -74,6 +75,21 @@ def preflight(
     if reward_error:
         errors["reward"] = reward_error
     return errors
+
+
+def long_prompts(base: ModelEntry, dataset: Dataset, limit: int) -> int:
+    """Rows whose prompt exceeds `limit` tokens in the base model's tokenizer (first 20,000);
+    an error when that is every row, since nothing would be left to train on."""
+    lengths = prompt_lengths(dataset, base)
+    too_long = sum(1 for length in lengths if length > limit)
+    if lengths and too_long == len(lengths):
+        raise JobConfigError(
+            {
+                "train_dataset": f"every prompt is longer than maxPromptLength ({limit} tokens "
+                f"in {base.name!r}'s tokenizer); raise it or shorten the prompts"
+            }
+        )
+    return too_long
 
 
 def reward_dry_run(reward: RewardVersion, dataset: Dataset) -> str:
@@ -155,9 +171,17 @@ def create_job(
         reward_version=reward_version,
         hyperparameters=given or {},
     )
+    too_long = long_prompts(base_model, train_dataset, values["maxPromptLength"])
     job.config = snapshot(job, values, profile)
     with transaction.atomic():
         job.save()
+        if too_long:
+            JobEvent.objects.create(
+                job=job,
+                status=job.status,
+                message=f"{too_long} training rows are longer than maxPromptLength "
+                f"({values['maxPromptLength']} tokens) and will be skipped.",
+            )
         JobEvent.objects.create(job=job, status=job.status, message="Queued for a gpu worker.")
         if launch:
             enqueue(job)

@@ -29,3 +29,9 @@ def last_user_turn(messages: list[dict] | None) -> str:
         if message.get("role") == "user":
             return str(message.get("content", ""))
     return ""
+
+
+@register.filter
+def metadata_of(row: dict) -> dict:
+    """A row's extra fields: what its reward receives as metadata, besides the conversation."""
+    return {k: v for k, v in row.items() if k not in {"messages", "reference_answer"}}

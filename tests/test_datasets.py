@@ -1,0 +1,221 @@
+"""Training data: real Bedrock files import unchanged, other shapes convert, every bad line is
+named, and an invalid or oversized file stores nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from jobs.datasets import read_rows
+from jobs.models import Dataset
+
+BEDROCK = Path(__file__).resolve().parents[2] / "shared" / "data" / "bedrock-rft-gsm8k"
+GOOD = {"messages": [{"role": "user", "content": "2+2?"}], "reference_answer": "4"}
+
+
+def jsonl(*rows: Any) -> bytes:
+    return b"".join((r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in rows)
+
+
+def report_of(*rows: Any) -> dict:
+    return read_rows(io.BytesIO(jsonl(*rows)), None).as_dict()
+
+
+@pytest.fixture
+def data_dir(settings: Any, tmp_path: Path) -> Path:
+    """A data dir of the test's own, so "no file remains" means this test's files."""
+    settings.DATA_DIR = tmp_path / "data"
+    return settings.DATA_DIR
+
+
+def stored_files(data_dir: Path) -> list[Path]:
+    return [p for p in (data_dir / "datasets").rglob("*") if p.is_file()]
+
+
+def upload(client: Client, name: str, content: bytes, **extra: Any) -> Any:
+    file = SimpleUploadedFile("data.jsonl", content, content_type="application/jsonl")
+    return client.post("/api/datasets/", {"name": name, "file": file, **extra})
+
+
+def count_rows(path: Path) -> int:
+    return sum(1 for line in path.read_text().splitlines() if line.strip())
+
+
+def test_the_bedrock_sample_files_import_unchanged(alice: User) -> None:
+    for split in ("train", "validation"):
+        out = io.StringIO()
+        path = BEDROCK / f"{split}.jsonl"
+        call_command(
+            "import_dataset", str(path), "--name", f"gsm8k-{split}", "--user", "alice", stdout=out
+        )
+        rows = count_rows(path)  # 300 and 100: the last line of each file has no newline
+        assert out.getvalue().splitlines()[-1] == f"valid: {rows} rows (0 converted), 0 problems"
+        dataset = Dataset.objects.get(owner=alice, name=f"gsm8k-{split}")
+        assert dataset.row_count == rows and "ground_truth" in dataset.fields
+        original = json.loads(path.read_text().splitlines()[0])
+        assert json.loads(Path(dataset.path).read_text().splitlines()[0]) == original
+
+
+def test_converse_anthropic_and_nova_bodies_convert_and_are_counted() -> None:
+    text = [{"text": "You are terse."}]
+    converse = {
+        "system": text,
+        "messages": [{"role": "user", "content": [{"text": "Hi"}, {"text": "there"}]}],
+        "inferenceConfig": {"maxTokens": 10},
+        "reference_answer": "hello",
+    }
+    anthropic = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 100,
+        "system": "Be kind.",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Hello?"}]}],
+        "task": "greet",
+    }
+    nova = {"schemaVersion": "messages-v1", "system": text, "messages": converse["messages"]}
+    report = read_rows(io.BytesIO(jsonl(converse, anthropic, nova, GOOD)), sink := io.StringIO())
+    assert report.ok and report.converted == {"converse": 1, "anthropic": 1, "nova": 1}
+    rows = [json.loads(line) for line in sink.getvalue().splitlines()]
+    assert rows[0] == {
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Hi\nthere"},
+        ],
+        "reference_answer": "hello",
+    }
+    assert rows[1] == {
+        "messages": [
+            {"role": "system", "content": "Be kind."},
+            {"role": "user", "content": "Hello?"},
+        ],
+        "task": "greet",
+    }
+    assert rows[2]["messages"] == rows[0]["messages"] and "schemaVersion" not in rows[2]
+    assert any("1 from Bedrock Converse" in warning for warning in report.warnings)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (b"{not json", "invalid JSON"),
+        (b"[1, 2]", "a row must be a JSON object, not a list"),
+        (b'{"reference_answer": "4"}', "missing or empty `messages`"),
+        (b'{"messages": []}', "missing or empty `messages`"),
+        (b'{"messages": [{"role": "tool", "content": "x"}]}', "message 1 has role 'tool'"),
+        (
+            b'{"messages": [{"role": "user", "content": 5}]}',
+            "message 1 content must be text, not a number",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}',
+            "the last turn is from 'assistant'",
+        ),
+        (b'{"messages": [{"role": "user", "content": "caf\xe9"}]}', "not valid UTF-8 (byte 0xe9"),
+        (
+            b'{"messages": [{"role": "user", "content": [{"image": {}}]}]}',
+            "non-text content block (image)",
+        ),
+    ],
+)
+def test_each_kind_of_bad_line_gets_a_specific_message(line: bytes, problem: str) -> None:
+    report = report_of(GOOD, line)
+    assert report["problem_count"] == 1
+    assert report["problems"][0]["line"] == 2 and problem in report["problems"][0]["problem"]
+
+
+def test_duplicate_ids_are_named() -> None:
+    report = report_of({**GOOD, "id": "a"}, {**GOOD, "id": "b"}, {**GOOD, "id": "a"})
+    assert report["problems"] == [{"line": 3, "problem": "duplicate id 'a'"}]
+
+
+def test_the_first_100_problems_are_listed_and_the_rest_counted() -> None:
+    report = report_of(*([b"nope"] * 150))
+    assert len(report["problems"]) == 100 and report["unlisted_problems"] == 50
+
+
+def test_few_rows_only_warn() -> None:
+    report = report_of(GOOD, GOOD)
+    assert report["valid"] and "at least 100" in report["warnings"][0]
+
+
+def test_a_file_with_bad_lines_7_and_12_is_refused_and_leaves_nothing(
+    alice: User, alice_client: Client, data_dir: Path
+) -> None:
+    rows: list[Any] = [GOOD] * 15
+    rows[6], rows[11] = b'{"messages": "oops"}', b"{broken"
+    response = upload(alice_client, "bad", jsonl(*rows))
+    assert response.status_code == 400
+    problems = response.json()["report"]["problems"]
+    assert [p["line"] for p in problems] == [7, 12]
+    assert not Dataset.objects.exists() and stored_files(data_dir) == []
+
+
+def test_a_200_mb_upload_is_refused_cleanly(alice_client: Client, data_dir: Path) -> None:
+    line = json.dumps({**GOOD, "pad": "x" * 1000}).encode() + b"\n"
+    content = line * (200 * 1024**2 // len(line) + 1)
+    response = upload(alice_client, "huge", content)
+    assert response.status_code == 400
+    assert "the limit is 100 MB" in response.json()["detail"]
+    assert not Dataset.objects.exists() and stored_files(data_dir) == []
+
+
+def test_an_upload_over_the_api_reports_and_a_dry_run_stores_nothing(
+    alice_client: Client, data_dir: Path
+) -> None:
+    dry = upload(alice_client, "d", jsonl(GOOD, GOOD), dry_run="true")
+    assert dry.status_code == 200 and dry.json()["report"]["rows"] == 2
+    assert stored_files(data_dir) == []
+    response = upload(alice_client, "d", jsonl(GOOD, GOOD, GOOD))
+    assert response.status_code == 201
+    assert response.json()["dataset"]["row_count"] == 3
+    again = upload(alice_client, "d", jsonl(GOOD))
+    assert again.status_code == 400 and "already have a dataset named 'd'" in again.json()["detail"]
+
+
+def test_the_import_command_prints_problems_and_stores_nothing(alice: User, tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(jsonl(GOOD, b"{oops"))
+    err = io.StringIO()
+    with pytest.raises(CommandError, match=r"invalid: 1 rows \(0 converted\), 1 problems"):
+        call_command("import_dataset", str(path), "--name", "bad", "--user", "alice", stderr=err)
+    assert err.getvalue().startswith("line 2: invalid JSON")
+    assert not Dataset.objects.exists()
+
+
+def test_a_dataset_splits_into_seeded_train_and_validation(alice_client: Client) -> None:
+    created = upload(alice_client, "all", jsonl(*[{**GOOD, "n": i} for i in range(20)])).json()
+    url = f"/api/datasets/{created['dataset']['id']}/split/"
+    parts = alice_client.post(url, {"fraction": 0.25, "seed": 3}).json()
+    assert [(p["name"], p["row_count"]) for p in parts] == [
+        ("all-train", 15),
+        ("all-validation", 5),
+    ]
+    rows = alice_client.get(f"/api/datasets/{parts[1]['id']}/rows/").json()["rows"]
+    assert len({row["n"] for row in rows}) == 5
+    assert alice_client.post(url, {"fraction": 0.25}).status_code == 400  # the names are taken
+
+
+def test_alice_cannot_see_or_use_bobs_datasets(
+    alice_client: Client, bob_client: Client, tmp_path: Path
+) -> None:
+    bobs = upload(bob_client, "bobs", jsonl(GOOD)).json()["dataset"]
+    base = f"/api/datasets/{bobs['id']}/"
+    assert alice_client.get("/api/datasets/").json()["results"] == []
+    for path in ("", "rows/", "stats/?model=x"):
+        assert alice_client.get(base + path).status_code == 404
+    assert alice_client.post(base + "split/", {"fraction": 0.5}).status_code == 404
+    assert alice_client.delete(base).status_code == 404
+    job = alice_client.post(
+        "/api/jobs/",
+        {"name": "j", "base_model": "x", "train_dataset": "bobs", "reward": "r"},
+        content_type="application/json",
+    )
+    assert job.status_code == 400 and "train_dataset" in job.json()
+    assert Dataset.objects.filter(name="bobs").exists()
