@@ -56,8 +56,12 @@ def to_chat(row: Any) -> tuple[dict[str, Any], str]:
         raise RowError(f"a row must be a JSON object, not {_kind(row)}")
     shape = shape_of(row)
     messages = row.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise RowError("missing or empty `messages`")
+    if messages is None:
+        raise RowError("missing `messages` (the conversation to answer)")
+    if not isinstance(messages, list):
+        raise RowError(f"`messages` must be a list of turns, not {_kind(messages)}")
+    if not messages:
+        raise RowError("`messages` is empty")
     if shape == "chat":
         converted = [_chat_turn(m, n) for n, m in enumerate(messages, start=1)]
         result = dict(row)

@@ -106,8 +106,9 @@ def test_converse_anthropic_and_nova_bodies_convert_and_are_counted() -> None:
     [
         (b"{not json", "invalid JSON"),
         (b"[1, 2]", "a row must be a JSON object, not a list"),
-        (b'{"reference_answer": "4"}', "missing or empty `messages`"),
-        (b'{"messages": []}', "missing or empty `messages`"),
+        (b'{"reference_answer": "4"}', "missing `messages`"),
+        (b'{"messages": []}', "`messages` is empty"),
+        (b'{"messages": "hi"}', "`messages` must be a list of turns, not text"),
         (b'{"messages": [{"role": "tool", "content": "x"}]}', "message 1 has role 'tool'"),
         (
             b'{"messages": [{"role": "user", "content": 5}]}',
