@@ -18,6 +18,7 @@ datasets_patterns = (
     [
         path("", views_datasets.dataset_list, name="list"),
         path("upload/", views_datasets.dataset_upload, name="upload"),
+        path("from-logs/", views_datasets.dataset_from_logs, name="from-logs"),
         path("<int:dataset_id>/", views_datasets.dataset_detail, name="detail"),
         path("<int:dataset_id>/rows/", views_datasets.dataset_rows, name="rows"),
         path("<int:dataset_id>/stats/", views_datasets.dataset_stats, name="stats"),

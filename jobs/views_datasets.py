@@ -115,3 +115,47 @@ def dataset_delete(request: HttpRequest, dataset_id: int) -> HttpResponse:
         return redirect("datasets:detail", dataset_id=dataset.pk)
     messages.success(request, f"Deleted “{dataset.name}” and its file.")
     return redirect("datasets:list")
+
+
+FILTER_ROWS = 4
+
+
+@require_http_methods(["GET", "POST"])
+def dataset_from_logs(request: HttpRequest) -> HttpResponse:
+    """Bedrock's "invocation logs" data source: filter logged requests by metadata, keep them."""
+    from playground.logs import LogFilter, dataset_from_logs
+    from playground.models import InvocationLog
+
+    post = request.POST
+    context = {
+        "filter_rows": range(FILTER_ROWS),
+        "log_count": owned(InvocationLog, request.user).count(),
+        "given": post,
+    }
+    if request.method == "POST":
+        filters = [
+            LogFilter(
+                post.get(f"key_{i}", "").strip(),
+                post.get(f"op_{i}", "equals"),
+                post.get(f"value_{i}", ""),
+            )  # type: ignore[arg-type]
+            for i in range(FILTER_ROWS)
+            if post.get(f"key_{i}", "").strip()
+        ]
+        try:
+            dataset, _ = dataset_from_logs(
+                request.user,
+                post.get("name", ""),
+                filters,
+                "or" if post.get("combine") == "or" else "and",
+                use_response_as_reference=post.get("use_response") == "on",
+                deployment=post.get("deployment", "").strip() or None,
+                description=post.get("description", ""),
+            )
+        except DatasetError as error:
+            context["error"] = str(error)
+            context["report"] = error.report.as_dict() if error.report else None
+        else:
+            messages.success(request, f"Built “{dataset.name}” from {dataset.row_count} logs.")
+            return redirect("datasets:detail", dataset_id=dataset.pk)
+    return render(request, "datasets/from_logs.html", context)

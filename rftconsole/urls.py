@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from jobs import api as jobs_api
 from jobs import api_datasets, api_jobs
 from jobs.urls import datasets_patterns, models_patterns
+from playground import api as playground_api
 from rewards import api as rewards_api
 from rewards.urls import rewards_patterns
 from rftconsole import api, views
@@ -16,6 +17,7 @@ router.register("keys", api.ApiKeyViewSet, basename="apikey")
 router.register("models", jobs_api.ModelEntryViewSet, basename="model")
 router.register("jobs", api_jobs.JobViewSet, basename="job")
 router.register("datasets", api_datasets.DatasetViewSet, basename="dataset")
+router.register("invocation-logs", playground_api.InvocationLogViewSet, basename="invocation-log")
 router.register("rewards", rewards_api.RewardViewSet, basename="reward")
 router.register("reward-tests", rewards_api.RewardTestViewSet, basename="reward-test")
 
@@ -39,6 +41,12 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/me/", api.me, name="api-me"),
     path("api/system/", api.system, name="api-system"),
+    # Before the router: its datasets/<pk>/ pattern would take "from-logs" for a dataset id.
+    path(
+        "api/datasets/from-logs/",
+        playground_api.dataset_from_logs_view,
+        name="api-dataset-from-logs",
+    ),
     path("api/reward-templates/", rewards_api.reward_templates, name="api-reward-templates"),
     path(
         "api/reward-templates/<slug:slug>/",

@@ -105,3 +105,28 @@ def test_bob_gets_404_on_alices_dataset_pages(bob_client: Client, numbered: Data
         assert bob_client.post(f"/datasets/{numbered.pk}/{path}").status_code == 404
     assert "numbered" not in bob_client.get("/datasets/").content.decode()
     assert Dataset.objects.filter(pk=numbered.pk).exists()
+
+
+def test_a_dataset_is_built_from_invocation_logs_on_its_page(
+    alice: User, bob: User, alice_client: Client
+) -> None:
+    from tests.test_logs_dataset import log
+
+    log(alice, "Where is my order?", "On its way.", metadata={"team": "support"}, feedback="up")
+    log(alice, "Reset password?", "Use the link.", metadata={"team": "billing"})
+    log(bob, "Bob's question", "Bob's answer", metadata={"team": "support"})
+    page = alice_client.get("/datasets/from-logs/").content.decode()
+    assert "You have 2 logged requests" in page
+    response = alice_client.post(
+        "/datasets/from-logs/",
+        {"name": "support", "key_0": "team", "op_0": "equals", "value_0": "support",
+         "combine": "and", "use_response": "on"},
+    )  # fmt: skip
+    dataset = Dataset.objects.get(owner=alice, name="support")
+    assert response.status_code == 302 and dataset.row_count == 1
+    row = json.loads(Path(dataset.path).read_text().strip())
+    assert row["reference_answer"] == "On its way." and row["feedback"] == "up"
+    empty = alice_client.post(
+        "/datasets/from-logs/", {"name": "none", "key_0": "team", "value_0": "x"}
+    )
+    assert "No invocation logs match these filters." in empty.content.decode()

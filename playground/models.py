@@ -1,0 +1,77 @@
+"""Invocation logs: one row per request to a deployment, the raw material for datasets built from
+real traffic (like Bedrock's model invocation logs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from rftconsole.ownership import OwnedModel
+
+METADATA_MAX_KEYS = 16  # Bedrock's limit on requestMetadata
+METADATA_MAX_LENGTH = 256  # Bedrock's limit on each key and each value
+
+
+def check_metadata(metadata: Any) -> None:
+    """Raise ValueError unless `metadata` is Bedrock-shaped: at most 16 string → string pairs.
+
+    Enforced on every save, so filters and dataset rows can rely on flat string values.
+    """
+    if not isinstance(metadata, dict):
+        raise ValueError("Request metadata must be an object of string keys and string values.")
+    if len(metadata) > METADATA_MAX_KEYS:
+        raise ValueError(
+            f"Request metadata has {len(metadata)} keys; at most {METADATA_MAX_KEYS} are allowed."
+        )
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key or len(key) > METADATA_MAX_LENGTH:
+            raise ValueError(
+                f"Request metadata key {key!r} must be text of 1 to {METADATA_MAX_LENGTH} "
+                "characters."
+            )
+        if not isinstance(value, str):
+            raise ValueError(
+                f"Request metadata value of {key!r} must be text, not {type(value).__name__}."
+            )
+        if len(value) > METADATA_MAX_LENGTH:
+            raise ValueError(
+                f"Request metadata value of {key!r} is longer than {METADATA_MAX_LENGTH} "
+                "characters."
+            )
+
+
+class InvocationLog(OwnedModel):
+    """One request to a deployment: what was asked, what came back, and how the user rated it."""
+
+    class Feedback(models.TextChoices):
+        NONE = "", "None"
+        UP = "up", "Thumbs up"
+        DOWN = "down", "Thumbs down"
+
+    deployment = models.CharField(max_length=100, help_text="The deployment the request went to.")
+    request = models.JSONField(help_text="The OpenAI chat request body: messages and sampling.")
+    response_text = models.TextField(blank=True)
+    request_metadata = models.JSONField(
+        default=dict, blank=True, help_text="Up to 16 string → string pairs, for filtering."
+    )
+    feedback = models.CharField(max_length=4, choices=Feedback.choices, blank=True, default="")
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "invocation log"
+
+    def __str__(self) -> str:
+        return f"{self.deployment} #{self.pk}"
+
+    def clean(self) -> None:
+        super().clean()
+        check_metadata(self.request_metadata)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        check_metadata(self.request_metadata)  # also for code that never calls full_clean()
+        super().save(*args, **kwargs)
