@@ -51,21 +51,32 @@ def samples(batch: int, per_prompt: int) -> list[Sample]:
 
 
 def in_process(code: str) -> Callable[[list[Sample]], list[RewardResult]]:
+    """The straightforward in-process call: build each sample's Bedrock event item, call the
+    handler, check its answer the same way the sandbox does, make the results."""
     namespace: dict = {"__name__": "reward"}
     exec(compile(code, "reward.py", "exec"), namespace)  # noqa: S102 - the baseline being measured
 
     def score(batch: list[Sample]) -> list[RewardResult]:
-        items = [
+        event = [
             {
                 "id": s.id,
-                "output_text": s.output_text,
-                "prompt": prompt_messages(s.row),
-                "row": s.row,
+                "messages": [
+                    *prompt_messages(s.row),
+                    {"role": "assistant", "content": s.output_text},
+                ],
+                "metadata": {k: v for k, v in s.row.items() if k != "messages"},
+                "reference_answer": s.row.get("reference_answer"),
             }
             for s in batch
         ]
-        found = child._run_lambda(namespace, items)  # the same event, handler call and checks
-        return [RewardResult(r["id"], r["score"], r["components"]) for r in found]
+        ids = [s.id for s in batch]
+        scores, errors, components = child.lambda_results(
+            namespace["lambda_handler"](event, None), ids
+        )
+        return [
+            RewardResult(i, scores[n], components.get(n, []), error=errors.get(n))
+            for n, i in enumerate(ids)
+        ]
 
     return score
 

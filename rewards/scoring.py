@@ -60,24 +60,24 @@ def prompt_messages(row: dict[str, Any]) -> list[dict[str, Any]]:
     return messages[: users[-1] + 1] if users else messages
 
 
-def sandbox_request(samples: list[Sample]) -> tuple[list[dict], list[dict]]:
-    """Each distinct row once, with its prompt; items point at their row by position.
-
-    Samples of one GRPO group share a row object, so a batch of 64 answers sends 8 rows, not 64.
-    """
+def sandbox_batch(samples: list[Sample]) -> dict[str, Any]:
+    """What the sandbox needs: each distinct row once, with its prompt, and the samples as
+    columns (id, text, row position). A GRPO group's answers share one row object, so a batch of
+    64 answers to 8 prompts sends 8 rows, not 64."""
     positions: dict[int, int] = {}
     rows: list[dict[str, Any]] = []
+    row_of: list[int] = []
     for sample in samples:
-        if id(sample.row) not in positions:
-            positions[id(sample.row)] = len(rows)
+        position = positions.get(id(sample.row))
+        if position is None:
+            position = positions[id(sample.row)] = len(rows)
             rows.append({"row": sample.row, "prompt": prompt_messages(sample.row)})
-    items = [
-        {"id": s.id, "output_text": s.output_text, "row": positions[id(s.row)]} for s in samples
-    ]
-    return rows, items
+        row_of.append(position)
+    ids = [sample.id for sample in samples]
+    return {"rows": rows, "ids": ids, "texts": [s.output_text for s in samples], "row_of": row_of}
 
 
-PARALLEL_FROM = 16  # a batch this large is split over the pool's warm workers
+PARALLEL_FROM = 16  # a batch this large of a slow reward is split over the pool's workers
 
 
 def _run_code(code: str, samples: list[Sample]) -> list[RewardResult]:
@@ -85,9 +85,10 @@ def _run_code(code: str, samples: list[Sample]) -> list[RewardResult]:
     from rewards.sandbox.runner import IsolationUnavailable, default_pool
 
     pool = default_pool()
-    chunks = split_by_row(samples, pool.size) if len(samples) >= PARALLEL_FROM else [samples]
+    parallel = len(samples) >= PARALLEL_FROM and pool.worth_splitting(code)
+    chunks = split_by_row(samples, pool.size) if parallel else [samples]
     try:
-        replies = pool.run_chunks(code, [sandbox_request(chunk)[::-1] for chunk in chunks])
+        replies = pool.run_batches(code, [sandbox_batch(chunk) for chunk in chunks])
     except IsolationUnavailable as error:
         raise RewardConfigError(str(error)) from None
     if len(chunks) == 1:
@@ -117,13 +118,15 @@ def _chunk_results(samples: list[Sample], reply: dict[str, Any] | Exception) -> 
     output = reply.get("stdout", "")
     if "error" in reply:
         return [RewardResult(s.id, 0.0, error=reply["error"], output=output) for s in samples]
+    errors, components = reply["errors"], reply["components"]
     results = []
-    for sample, found in zip(samples, reply["results"], strict=True):  # in the samples' order
-        if "error" in found:
-            results.append(RewardResult(sample.id, 0.0, error=found["error"], output=output))
+    for position, (sample, score) in enumerate(zip(samples, reply["scores"], strict=True)):
+        key = str(position)  # JSON object keys are text
+        if key in errors:
+            results.append(RewardResult(sample.id, 0.0, error=errors[key], output=output))
         else:
-            score, components = found["score"], found["components"]
-            results.append(RewardResult(sample.id, score, components, output=output))
+            found = components.get(key, [])
+            results.append(RewardResult(sample.id, score, found, output=output))
     return results
 
 

@@ -222,3 +222,30 @@ def test_one_rewards_code_never_sees_another_rewards_batches(pool: SandboxPool) 
     run(pool, planter)
     reply = run(pool, reader)
     assert reply["stdout"].strip() == "nothing planted"
+
+
+def test_a_slow_rewards_batch_is_spread_over_two_workers_and_a_fast_ones_is_not() -> None:
+    from rewards.sandbox import runner
+    from rewards.scoring import Sample, _run_code
+
+    handler = (
+        "import time\n"
+        "def lambda_handler(event, context):\n"
+        "    time.sleep(PAUSE)\n"
+        "    print('batch of', len(event))\n"
+        "    return [{'id': item['id'], 'aggregate_reward_score': 1.0} for item in event]\n"
+    )
+    fast, slow = handler.replace("PAUSE", "0"), handler.replace("PAUSE", "0.05")
+    rows = [{"messages": [{"role": "user", "content": f"q{n}"}]} for n in range(8)]
+    samples = [Sample(str(i), "a", rows[i // 8]) for i in range(64)]
+    saved, runner._pool = runner._pool, SandboxPool(Limits(batch_timeout=10))
+    try:
+        for code in (fast, slow):
+            _run_code(code, samples)  # the pool learns how long each code's batch takes
+        assert {r.output.strip() for r in _run_code(fast, samples)} == {"batch of 64"}
+        results = _run_code(slow, samples)
+        assert {r.output.strip() for r in results} == {"batch of 32"}
+        assert [r.id for r in results] == [s.id for s in samples]
+        assert {r.score for r in results} == {1.0}
+    finally:
+        runner._pool = saved

@@ -16,6 +16,7 @@ import os
 import pickle
 import resource
 import sys
+import time
 import traceback
 
 NOBODY = 65534
@@ -126,86 +127,68 @@ def _components(entry: dict) -> list:
     return [{"name": str(k), "value": _number(v), "type": "Reward"} for k, v in raw.items()]
 
 
-def _unpack(request: dict) -> list:
-    """Items with their rows: the parent sends each distinct row once (a GRPO group of 8 answers
-    shares one row), and each item names its row by position."""
-    rows = request["rows"]
-    return [
-        {"id": item["id"], "output_text": item["output_text"], **rows[item["row"]]}
-        for item in request["items"]
+def _run_lambda(namespace: dict, batch: dict) -> tuple:
+    """Build Bedrock's event (each distinct row's prompt and metadata prepared once), call the
+    handler, and check what it returns."""
+    rows, ids = batch["rows"], batch["ids"]
+    metadata = [{k: v for k, v in r["row"].items() if k != "messages"} for r in rows]
+    event = [
+        {
+            "id": item_id,
+            "messages": [*rows[r]["prompt"], {"role": "assistant", "content": text}],
+            "metadata": dict(metadata[r]),  # a copy each: one item's edits stay its own
+            "reference_answer": rows[r]["row"].get("reference_answer"),
+        }
+        for item_id, text, r in zip(ids, batch["texts"], batch["row_of"], strict=True)
     ]
+    return lambda_results(namespace["lambda_handler"](event, None), ids)
 
 
-def _run_lambda(namespace: dict, items: list) -> list:
-    event = []
-    for item in items:
-        row = item["row"]
-        metadata = {k: v for k, v in row.items() if k != "messages"}
-        messages = [*item["prompt"], {"role": "assistant", "content": item["output_text"]}]
-        event.append(
-            {
-                "id": item["id"],
-                "messages": messages,
-                "metadata": metadata,
-                "reference_answer": row.get("reference_answer"),
-            }
-        )
-    returned = namespace["lambda_handler"](event, None)
+def lambda_results(returned: object, ids: list) -> tuple:
+    """Scores by position (None where that item failed), errors and components by position."""
     if not isinstance(returned, list):
         raise TypeError(f"lambda_handler must return a list, got {type(returned).__name__}")
-    if len(returned) != len(items):
-        raise ValueError(f"lambda_handler returned {len(returned)} results for {len(items)} items")
+    if len(returned) != len(ids):
+        raise ValueError(f"lambda_handler returned {len(returned)} results for {len(ids)} items")
     by_id = {}
     for position, entry in enumerate(returned):
         if not isinstance(entry, dict):
             raise TypeError(f"result {position} is a {type(entry).__name__}, not an object")
-        by_id[str(entry.get("id", items[position]["id"]))] = entry
-    results = []
-    for item in items:
-        entry = by_id.get(item["id"])
+        by_id[str(entry.get("id", ids[position]))] = entry
+    scores, errors, components = [], {}, {}
+    for position, item_id in enumerate(ids):
+        entry = by_id.get(item_id)
         if entry is None:
-            results.append({"id": item["id"], "error": "no result with this id"})
+            scores.append(None)
+            errors[position] = "no result with this id"
             continue
         try:
             score = _number(entry.get("aggregate_reward_score"))
-            results.append({"id": item["id"], "score": score, "components": _components(entry)})
+            found = _components(entry)
         except (TypeError, ValueError, KeyError) as error:
-            results.append({"id": item["id"], "error": str(error)})
-    return results
+            scores.append(None)
+            errors[position] = str(error)
+            continue
+        scores.append(score)
+        if found:
+            components[position] = found
+    return scores, errors, components
 
 
-def _run_grade(namespace: dict, items: list) -> list:
-    results = []
-    for item in items:
+def _run_grade(namespace: dict, batch: dict) -> tuple:
+    rows, grade = batch["rows"], namespace["grade"]
+    scores, errors = [], {}
+    for position, (text, r) in enumerate(zip(batch["texts"], batch["row_of"], strict=True)):
         sample = {
-            "output_text": item["output_text"],
-            "messages": [*item["prompt"], {"role": "assistant", "content": item["output_text"]}],
+            "output_text": text,
+            "messages": [*rows[r]["prompt"], {"role": "assistant", "content": text}],
         }
         try:
-            results.append(
-                {
-                    "id": item["id"],
-                    "score": _number(namespace["grade"](sample, item["row"])),
-                    "components": [],
-                }
-            )
+            scores.append(_number(grade(sample, rows[r]["row"])))
         except Exception as error:  # noqa: BLE001 - one row's failure is that row's error
-            results.append({"id": item["id"], "error": f"{type(error).__name__}: {error}"})
-    return results
-
-
-def _encode(results: list) -> dict:
-    """Results by position: a list of scores is much cheaper to send and parse than 64 objects."""
-    scores, errors, components = [], {}, {}
-    for position, result in enumerate(results):
-        if "error" in result:
             scores.append(None)
-            errors[position] = result["error"]
-        else:
-            scores.append(result["score"])
-            if result["components"]:
-                components[position] = result["components"]
-    return {"scores": scores, "errors": errors, "components": components}
+            errors[position] = f"{type(error).__name__}: {error}"
+    return scores, errors, {}
 
 
 def _requests():
@@ -233,7 +216,10 @@ def _serve(replies) -> None:
             runner = _run_lambda if "lambda_handler" in namespace else _run_grade
             if runner is _run_grade and "grade" not in namespace:
                 raise NameError("define lambda_handler(event, context) or grade(sample, item)")
-            reply = _encode(runner(namespace, _unpack(request)))
+            started = time.perf_counter()
+            scores, errors, components = runner(namespace, request)
+            seconds = time.perf_counter() - started  # the reward's own time, for the pool
+            reply = {"scores": scores, "errors": errors, "components": components, "s": seconds}
         except BaseException as error:  # noqa: BLE001 - report anything, then keep serving
             if isinstance(error, KeyboardInterrupt | SystemExit):
                 reply = {"error": f"the code raised {type(error).__name__}"}

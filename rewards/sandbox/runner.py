@@ -35,6 +35,7 @@ CHILD_SOURCE = (Path(__file__).with_name("child.py")).read_text()
 
 
 SPIN_SECONDS = 0.0005
+SPLIT_ABOVE_SECONDS = 0.005  # batches slower than this are worth spreading over two workers
 
 
 @dataclass(frozen=True)
@@ -213,45 +214,57 @@ class SandboxPool:
         self.idle: list[SandboxWorker] = []
         self.lock = threading.Lock()
         self.size = size
+        self.last_seconds: dict[str, float] = {}  # by code hash: how long its last batch took
 
-    def run(
-        self, code: str, items: list[dict[str, Any]], rows: list[dict[str, Any]] | None = None
-    ) -> dict[str, Any]:
-        """Score `items` ({id, output_text, row}); `row` is a position in `rows` ({row, prompt}).
+    def worth_splitting(self, code: str) -> bool:
+        """Split a batch over workers only for code that is slow: for a fast reward the second
+        worker's extra round trip costs more than its half of the work saves."""
+        code_hash = hashlib.sha256(code.encode()).hexdigest()
+        return self.size > 1 and self.last_seconds.get(code_hash, 0.0) > SPLIT_ABOVE_SECONDS
 
-        Without `rows`, each item carries its own `row` and `prompt` (simple callers, tests).
+    def run(self, code: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Score `items` ({id, output_text, row, prompt}): the simple form, for tools and tests.
+
+        Returns {"results": [{id, score, components} | {id, error}], "stdout"} or, when the
+        batch failed as a whole, {"error", "stdout"}; raises SandboxError when the worker died.
         """
-        if rows is None:
-            rows = [{"row": item["row"], "prompt": item.get("prompt", [])} for item in items]
-            items = [{**item, "row": position} for position, item in enumerate(items)]
-        reply = self.run_chunks(code, [(items, rows)])[0]
+        batch = {
+            "rows": [{"row": item["row"], "prompt": item.get("prompt", [])} for item in items],
+            "ids": [item["id"] for item in items],
+            "texts": [item["output_text"] for item in items],
+            "row_of": list(range(len(items))),
+        }
+        reply = self.run_batches(code, [batch])[0]
         if isinstance(reply, SandboxError):
             raise reply
-        return reply
+        return _with_results(reply, batch["ids"])
 
-    def run_chunks(
-        self, code: str, chunks: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+    def run_batches(
+        self, code: str, batches: list[dict[str, Any]]
     ) -> list[dict[str, Any] | SandboxError]:
-        """Score several (items, rows) chunks at once, one warm worker each, in parallel.
+        """Score batches at once, one warm worker each, in parallel. A batch is a dict of
+        `rows` ([{row, prompt}], each distinct row once) and the columns `ids`, `texts` and
+        `row_of` (each item's row, by position).
 
-        Returns each chunk's reply, or the SandboxError that ended its worker.
+        Returns each batch's reply — {"scores", "errors", "components", "stdout"}, by position,
+        or {"error", "stdout"} — or the SandboxError that ended its worker.
         """
         code_hash = hashlib.sha256(code.encode()).hexdigest()
-        workers = self._take(len(chunks), code_hash)
+        workers = self._take(len(batches), code_hash)
         sent: list[SandboxError | None] = []
-        for worker, (items, rows) in zip(workers, chunks, strict=True):
-            request = {"code": code, "code_hash": code_hash, "rows": rows, "items": items}
+        for worker, batch in zip(workers, batches, strict=True):
             try:
-                worker.send(request)
+                worker.send({"code": code, "code_hash": code_hash, **batch})
                 sent.append(None)
             except SandboxError as error:
                 worker.close()
                 self._replace()
                 sent.append(error)
-        replies: list[dict[str, Any] | SandboxError] = []
-        for worker, failed, (items, _) in zip(workers, sent, chunks, strict=True):
-            reply = failed or self._receive(worker)
-            replies.append(reply if isinstance(reply, SandboxError) else _decoded(reply, items))
+        pairs = zip(workers, sent, strict=True)
+        replies = [failed or self._receive(worker) for worker, failed in pairs]
+        # The reward's own time, as the workers measured it (not process starts or transport).
+        work = [r.pop("s", 0.0) for r in replies if isinstance(r, dict)]
+        self.last_seconds[code_hash] = float(sum(work))
         return replies
 
     def _take(self, count: int, code_hash: str) -> list[SandboxWorker]:
@@ -307,20 +320,18 @@ class SandboxPool:
             self._keep(SandboxWorker(self.limits))
 
 
-def _decoded(reply: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
-    """The child's positional reply as per-item results: {id, score, components} or {id, error}."""
+def _with_results(reply: dict[str, Any], ids: list[str]) -> dict[str, Any]:
+    """A positional reply as per-item results: {id, score, components} or {id, error}."""
     if "scores" not in reply:
         return reply  # the batch failed as a whole: {"error", "stdout"}
     errors, components = reply.pop("errors"), reply.pop("components")
     results: list[dict[str, Any]] = []
-    for position, (item, score) in enumerate(zip(items, reply.pop("scores"), strict=True)):
+    for position, (item_id, score) in enumerate(zip(ids, reply.pop("scores"), strict=True)):
         key = str(position)
         if key in errors:
-            results.append({"id": item["id"], "error": errors[key]})
+            results.append({"id": item_id, "error": errors[key]})
         else:
-            results.append(
-                {"id": item["id"], "score": score, "components": components.get(key, [])}
-            )
+            results.append({"id": item_id, "score": score, "components": components.get(key, [])})
     reply["results"] = results
     return reply
 
