@@ -203,3 +203,18 @@ class Checkpoint(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["job", "step"], name="unique_checkpoint_step")
         ]
+
+
+class JobDraft(OwnedModel):
+    """The creation wizard's progress: the answers so far, kept so a user can leave and resume."""
+
+    name = models.CharField(max_length=100, blank=True)
+    data = models.JSONField(default=dict)
+    completed = models.JSONField(default=list, help_text="Steps whose answers passed their checks.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return self.name or f"draft {self.pk}"

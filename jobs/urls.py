@@ -1,6 +1,8 @@
 from django.urls import path
 
 from jobs import views, views_datasets
+from jobs.urls_jobs import job_page_patterns
+from jobs.urls_wizard import wizard_patterns
 
 models_patterns = (
     [
@@ -27,3 +29,5 @@ datasets_patterns = (
     ],
     "datasets",
 )
+
+jobs_patterns = (job_page_patterns + wizard_patterns, "jobs")

@@ -6,7 +6,7 @@ from rest_framework.routers import DefaultRouter
 
 from jobs import api as jobs_api
 from jobs import api_datasets, api_jobs
-from jobs.urls import datasets_patterns, models_patterns
+from jobs.urls import datasets_patterns, jobs_patterns, models_patterns
 from playground import api as playground_api
 from rewards import api as rewards_api
 from rewards.urls import rewards_patterns
@@ -35,6 +35,7 @@ urlpatterns = [
     path("keys/", include(keys_patterns)),
     path("models/", include(models_patterns)),
     path("datasets/", include(datasets_patterns)),
+    path("jobs/", include(jobs_patterns)),
     path("rewards/", include(rewards_patterns)),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -1,0 +1,148 @@
+"""The job creation wizard: one step per screen, checked on the server, kept as a draft.
+
+/jobs/new/ lists drafts and starts one (or clones a job with ?clone=<id>); each step lives at
+/jobs/drafts/<id>/<step>/. The logic is in `jobs.wizard`; these views route and render.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from jobs.dataset_tools import page_of_rows
+from jobs.models import Dataset, Job, JobDraft
+from jobs.training import hyperparameters
+from jobs.wizard import (
+    FIELD_STEP,
+    SLUGS,
+    STEPS,
+    check_step,
+    draft_from_job,
+    launch,
+    plan,
+    ready_models,
+)
+from rewards.library import TEMPLATES
+from rewards.models import RewardFunction
+from rewards.testbench import TestBenchError, start_test
+from rftconsole.ownership import get_owned_or_404, owned
+
+
+@require_http_methods(["GET", "POST"])
+def wizard_start(request: HttpRequest) -> HttpResponse:
+    clone = request.GET.get("clone")
+    if clone:
+        job = get_owned_or_404(Job, request.user, pk=clone if clone.isdigit() else 0)
+        draft = draft_from_job(request.user, job)
+        messages.success(request, f"Copied “{job.name}”: check each step, then create.")
+        return redirect("jobs:step", draft_id=draft.pk, step="review")
+    if request.method == "POST":
+        draft = JobDraft.objects.create(owner=request.user)
+        return redirect("jobs:step", draft_id=draft.pk, step=SLUGS[0])
+    drafts = owned(JobDraft, request.user)
+    return render(request, "jobs/wizard/start.html", {"drafts": drafts, "steps": STEPS})
+
+
+@require_http_methods(["GET", "POST"])
+def wizard_step(request: HttpRequest, draft_id: int, step: str) -> HttpResponse:
+    draft = get_owned_or_404(JobDraft, request.user, pk=draft_id)
+    if step not in SLUGS:
+        raise Http404("No such step.")
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        if step == "review":
+            job, errors = launch(draft)
+            if job is not None:
+                messages.success(request, f"“{job.name}” is queued for a gpu worker.")
+                return redirect("jobs:detail", job_id=job.pk)
+        else:
+            errors = check_step(draft, step, request.POST)
+            if not errors:
+                return redirect("jobs:step", draft_id=draft.pk, step=SLUGS[SLUGS.index(step) + 1])
+    return render(request, "jobs/wizard/step.html", _context(request, draft, step, errors))
+
+
+def _context(request: HttpRequest, draft: JobDraft, step: str, errors: dict) -> dict:
+    index = SLUGS.index(step)
+    context = {
+        "draft": draft,
+        "data": {**draft.data, **request.POST.dict()} if request.method == "POST" else draft.data,
+        "step": STEPS[index],
+        "steps": STEPS,
+        "number": index + 1,
+        "previous": SLUGS[index - 1] if index else None,
+        "errors": errors,
+    }
+    owner = request.user
+    if step == "basics":
+        context["models"] = ready_models(owner).select_related("base")
+    elif step == "data":
+        context["datasets"] = owned(Dataset, owner)
+    elif step == "reward":
+        context["rewards"] = owned(RewardFunction, owner).prefetch_related("versions")
+        context["templates"] = TEMPLATES
+    elif step == "hyperparameters":
+        context["params"] = _params(draft)
+    elif step == "security":
+        context["encryption"] = bool(getattr(settings, "RFT_ENCRYPT_DATA", False))
+    elif step == "review":
+        context["plan"] = plan(draft)
+        context["field_steps"] = {
+            field: FIELD_STEP.get(field, "hyperparameters") for field in errors
+        }
+    return context
+
+
+def _params(draft: JobDraft) -> list[dict]:
+    given = draft.data.get("hyperparameters") or {}
+    from jobs.training.launch import default_profile
+
+    profile = default_profile()
+    return [
+        {
+            "param": param,
+            "value": given.get(param.name, ""),
+            "default": param.default(profile),
+        }
+        for param in hyperparameters.PARAMS
+    ]
+
+
+@require_POST
+def wizard_discard(request: HttpRequest, draft_id: int) -> HttpResponse:
+    get_owned_or_404(JobDraft, request.user, pk=draft_id).delete()
+    messages.success(request, "Draft discarded.")
+    return redirect("jobs:new")
+
+
+def wizard_preview(request: HttpRequest, draft_id: int) -> HttpResponse:
+    """The chosen dataset's first rows, inline in the data step (htmx)."""
+    get_owned_or_404(JobDraft, request.user, pk=draft_id)
+    value = request.GET.get("train_dataset", "")
+    dataset = get_owned_or_404(Dataset, request.user, pk=value if value.isdigit() else 0)
+    rows = [(i + 1, row) for i, row in enumerate(page_of_rows(dataset, 0, 3))]
+    context = {"dataset": dataset, "rows": rows, "offset": 0, "last_shown": len(rows)}
+    return render(request, "datasets/_rows.html", context)
+
+
+@require_POST
+def wizard_test_reward(request: HttpRequest, draft_id: int) -> HttpResponse:
+    """Test the chosen reward on 3 training rows, answers sampled from the chosen base model."""
+    draft = get_owned_or_404(JobDraft, request.user, pk=draft_id)
+    value = request.POST.get("reward", "")
+    reward = get_owned_or_404(RewardFunction, request.user, pk=value if value.isdigit() else 0)
+    base = ready_models(request.user).filter(pk=draft.data.get("base_model")).first()
+    dataset = owned(Dataset, request.user).filter(pk=draft.data.get("train_dataset")).first()
+    if base is None or dataset is None:
+        error = "Choose the base model and the training data first (steps 1 and 2)."
+        return render(request, "rewards/_bench_error.html", {"error": error})
+    try:
+        test = start_test(
+            request.user, reward.latest_version(), dataset=dataset, rows=3, model=base
+        )
+    except TestBenchError as error:
+        return render(request, "rewards/_bench_error.html", {"error": str(error)})
+    return render(request, "rewards/_test.html", {"test": test})
