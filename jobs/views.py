@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from jobs.export import zip_response
 from jobs.forms import RegisterModelForm
-from jobs.models import ModelEntry
+from jobs.models import Checkpoint, Job, MetricPoint, ModelEntry
 from jobs.registry import RegistryError, remove_model, start_registration
 from jobs.tasks import merge_model
 from rftconsole.ownership import get_owned_or_404, owned
@@ -25,7 +25,23 @@ def model_list(request: HttpRequest) -> HttpResponse:
 def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
     entry = get_owned_or_404(ModelEntry, request.user, pk=model_id)
     template = "models/_detail_body.html" if request.htmx else "models/detail.html"
-    return render(request, template, {"entry": entry})
+    return render(request, template, {"entry": entry, "training": training_summary(entry)})
+
+
+def training_summary(entry: ModelEntry) -> dict | None:
+    """For a tuned model: the job that made it, base vs tuned validation, its checkpoints."""
+    job = Job.objects.filter(output_model=entry).first()
+    if job is None:
+        return None
+    evals = list(MetricPoint.objects.filter(job=job, kind="eval").order_by("step"))
+    tuned = next((p for p in evals if p.step == job.output_step), evals[-1] if evals else None)
+    return {
+        "job": job,
+        "base": evals[0].values if evals and evals[0].step == 0 else None,
+        "tuned": tuned.values if tuned else None,
+        "tuned_step": tuned.step if tuned else None,
+        "checkpoints": Checkpoint.objects.filter(job=job),
+    }
 
 
 @require_http_methods(["GET", "POST"])
