@@ -37,3 +37,29 @@ def _walk(patterns: list[URLPattern | URLResolver], prefix: str) -> Iterator[str
 
 def all_paths() -> list[str]:
     return sorted(set(_walk(get_resolver().url_patterns, "")))
+
+
+def _walk_templates(patterns: list[URLPattern | URLResolver], prefix: str) -> Iterator[str]:
+    for pattern in patterns:
+        route = str(pattern.pattern)
+        if "(?P<format>" in route or ":format>" in route:
+            continue
+        if route.startswith("^"):  # DRF router: `(?P<pk>[^/.]+)` becomes `<pk>`
+            route = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"<\1>", route.lstrip("^").rstrip("$"))
+        if isinstance(pattern, URLResolver):
+            yield from _walk_templates(pattern.url_patterns, prefix + route)
+        else:
+            yield "/" + prefix + route
+
+
+def route_templates() -> list[str]:
+    """Every route with its parameters left in: `/datasets/<int:dataset_id>/rows/`."""
+    return sorted(set(_walk_templates(get_resolver().url_patterns, "")))
+
+
+def parameter_names(template: str) -> list[str]:
+    return [match.group("name") for match in _CONVERTER.finditer(template)]
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    return _CONVERTER.sub(lambda m: values[m.group("name")], template)
