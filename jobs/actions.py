@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from jobs.live import send_job_event
 from jobs.models import Job, JobEvent
+from rftconsole.audit import audit
 
 
 class JobActionError(ValueError):
@@ -82,6 +83,7 @@ def request_pause(job: Job) -> None:
 def request_stop(job: Job) -> None:
     if job.status in Job.FINISHED:
         raise JobActionError(f"The job is already {job.get_status_display().lower()}.")
+    audit(job.owner, "job.stop", f"job {job.pk} {job.name}")
     if job.status in (Job.Status.QUEUED, Job.Status.PAUSED):
         set_status(job, Job.Status.STOPPED, message="Stopped by the user before training resumed.")
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import FileResponse
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -102,6 +103,13 @@ class DatasetViewSet(
         limit = _number(request.query_params.get("limit"), 20, 1, 100)
         rows = page_of_rows(dataset, offset, limit)
         return Response({"offset": offset, "count": dataset.row_count, "rows": rows})
+
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str) -> FileResponse:
+        """The stored rows as a JSONL file (audited)."""
+        from jobs.views_datasets import download_response
+
+        return download_response(request, self.get_object())
 
     @action(detail=True, methods=["get"])
     def stats(self, request: Request, pk: str) -> Response:

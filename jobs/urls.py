@@ -26,6 +26,7 @@ datasets_patterns = (
         path("<int:dataset_id>/stats/", views_datasets.dataset_stats, name="stats"),
         path("<int:dataset_id>/split/", views_datasets.dataset_split, name="split"),
         path("<int:dataset_id>/delete/", views_datasets.dataset_delete, name="delete"),
+        path("<int:dataset_id>/download/", views_datasets.dataset_download, name="download"),
     ],
     "datasets",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -14,6 +14,7 @@ from jobs.api_datasets import imported
 from jobs.dataset_tools import page_of_rows, remove_dataset, split_dataset, token_stats
 from jobs.datasets import DatasetError
 from jobs.models import Dataset, ModelEntry
+from rftconsole.audit import audit
 from rftconsole.ownership import get_owned_or_404, owned
 
 PAGE_ROWS = 10
@@ -103,6 +104,23 @@ def dataset_split(request: HttpRequest, dataset_id: int) -> HttpResponse:
         f"“{validation.name}” ({validation.row_count} rows).",
     )
     return redirect("datasets:list")
+
+
+@require_GET
+def dataset_download(request: HttpRequest, dataset_id: int) -> FileResponse:
+    dataset = get_owned_or_404(Dataset, request.user, pk=dataset_id)
+    return download_response(request, dataset)
+
+
+def download_response(request: HttpRequest, dataset: Dataset) -> FileResponse:
+    """The stored rows (chat format) as a JSONL file; downloads are audited."""
+    audit(request.user, "dataset.download", f"dataset {dataset.pk} {dataset.name}", request)
+    return FileResponse(
+        open(dataset.path, "rb"),  # noqa: SIM115 - FileResponse closes it
+        as_attachment=True,
+        filename=f"{dataset.name}.jsonl",
+        content_type="application/jsonl",
+    )
 
 
 @require_POST

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from rftconsole.models import ApiKey, WorkerReport
+from rftconsole.models import ApiKey, AuditEvent, WorkerReport
 
 
 @admin.register(ApiKey)
@@ -12,3 +12,21 @@ class ApiKeyAdmin(admin.ModelAdmin):
 @admin.register(WorkerReport)
 class WorkerReportAdmin(admin.ModelAdmin):
     list_display = ["hostname", "queue", "torch_version", "accelerator", "reported_at"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the audit log is evidence, so not even admins edit it here."""
+
+    list_display = ["created_at", "actor_name", "action", "target", "ip_address"]
+    list_filter = ["action"]
+    search_fields = ["actor_name", "target", "action"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class RftConsoleConfig(AppConfig):
     name = "rftconsole"
     verbose_name = "RFT Console"
+
+    def ready(self) -> None:
+        from rftconsole import audit  # noqa: F401 - connects the login signals

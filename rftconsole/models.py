@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from django.conf import settings
 from django.db import models
 
 from rftconsole.ownership import OwnedModel
@@ -58,3 +59,24 @@ class WorkerReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} [{self.queue}]"
+
+
+class AuditEvent(models.Model):
+    """A security-relevant action: who did what to which object, from where. Admins read these;
+    nothing in the console edits or deletes them."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True, help_text="Kept if the user goes.")
+    action = models.CharField(max_length=50, db_index=True)
+    target = models.CharField(max_length=200, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name or 'anonymous'} {self.action} {self.target}".strip()

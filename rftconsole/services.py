@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
+from rftconsole.audit import audit
 from rftconsole.models import API_KEY_PREFIX, ApiKey, hash_api_key
 
 LAST_USED_PRECISION = timedelta(minutes=1)  # avoid one DB write per API request
@@ -21,6 +22,7 @@ def create_api_key(owner: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
     api_key = ApiKey.objects.create(
         owner=owner, name=name.strip(), lookup=lookup, key_hash=hash_api_key(raw_key)
     )
+    audit(owner, "api_key.create", f"{api_key.name} ({api_key.lookup})")
     return api_key, raw_key
 
 
@@ -28,6 +30,7 @@ def revoke_api_key(api_key: ApiKey) -> None:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        audit(api_key.owner, "api_key.revoke", f"{api_key.name} ({api_key.lookup})")
 
 
 def authenticate_api_key(raw_key: str) -> ApiKey | None:

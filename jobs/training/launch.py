@@ -20,6 +20,7 @@ from jobs.models import Dataset, Job, JobEvent, ModelEntry
 from jobs.training import hyperparameters
 from rewards.models import RewardVersion
 from rewards.scoring import RewardConfigError, Sample, score_batch
+from rftconsole.audit import audit
 from rftconsole.models import WorkerReport
 
 
@@ -183,6 +184,7 @@ def create_job(
                 f"({values['maxPromptLength']} tokens) and will be skipped.",
             )
         JobEvent.objects.create(job=job, status=job.status, message="Queued for a gpu worker.")
+        audit(owner, "job.create", f"job {job.pk} {job.name}", base_model=base_model.name)
         if launch:
             enqueue(job)
     return job

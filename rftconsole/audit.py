@@ -1,0 +1,52 @@
+"""The one helper that records security-relevant actions, and the login signals that use it.
+
+Actions: login, login_failed, logout, api_key.create, api_key.revoke, job.create, job.stop,
+deployment.create, deployment.delete, dataset.download. Read them in the admin (Audit events).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from rftconsole.models import AuditEvent
+
+
+def audit(
+    actor: Any, action: str, target: object = "", request: HttpRequest | None = None, **detail: Any
+) -> AuditEvent:
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    return AuditEvent.objects.create(
+        actor=user,
+        actor_name=user.get_username() if user else str(detail.pop("username", "")),
+        action=action,
+        target=str(target)[:200],
+        detail=detail,
+        ip_address=_address(request),
+    )
+
+
+def _address(request: HttpRequest | None) -> str | None:
+    # REMOTE_ADDR only: X-Forwarded-For is whatever the client says unless a trusted proxy sets it.
+    return request.META.get("REMOTE_ADDR") if request is not None else None
+
+
+@receiver(user_logged_in)
+def _logged_in(sender: Any, request: HttpRequest, user: Any, **_: Any) -> None:
+    audit(user, "login", request=request)
+
+
+@receiver(user_logged_out)
+def _logged_out(sender: Any, request: HttpRequest, user: Any, **_: Any) -> None:
+    if user is not None:
+        audit(user, "logout", request=request)
+
+
+@receiver(user_login_failed)
+def _login_failed(
+    sender: Any, credentials: dict, request: HttpRequest | None = None, **_: Any
+) -> None:
+    audit(None, "login_failed", request=request, username=credentials.get("username", ""))
