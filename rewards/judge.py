@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from django.conf import settings
+
 from rewards.models import RewardVersion
 from rewards.scoring import RewardConfigError, RewardResult, Sample, prompt_messages
 
@@ -129,6 +131,13 @@ def _range_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
+def host_allowed(host: str) -> bool:
+    """Judges reach only allow-listed hosts (RFT_JUDGE_ALLOWED_HOSTS; "*" allows any), so a
+    reward cannot make the trainer call into the private network."""
+    allowed = [name.lower() for name in settings.RFT_JUDGE_ALLOWED_HOSTS]
+    return "*" in allowed or host.lower().strip("[]") in allowed
+
+
 def _judge_problems(config: dict[str, Any]) -> list[str]:
     judge_type = config.get("judge_type")
     if judge_type == "local":
@@ -139,6 +148,11 @@ def _judge_problems(config: dict[str, Any]) -> list[str]:
     url = urlparse(str(config.get("base_url") or ""))
     if url.scheme not in ("http", "https") or not url.netloc:
         problems.append("base_url must be an http:// or https:// URL, e.g. http://host:8000/v1.")
+    elif not host_allowed(url.hostname or ""):
+        problems.append(
+            f"The judge may not call {url.hostname}: ask an administrator to add it to "
+            "RFT_JUDGE_ALLOWED_HOSTS."
+        )
     if not config.get("model"):
         problems.append("Name the model the endpoint should use as the judge.")
     return problems

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
+from urllib.parse import urlparse
 
 import openai
 from django.contrib.auth.models import AbstractBaseUser
@@ -48,7 +49,12 @@ class EndpointJudge:
     """Any OpenAI-compatible chat endpoint: our deployments, vLLM, Ollama, OpenAI, Bedrock."""
 
     def __init__(self, config: dict[str, Any]) -> None:
+        from rewards.judge import host_allowed
+
         self.config = config
+        host = urlparse(config["base_url"]).hostname or ""
+        if not host_allowed(host):  # checked again here: the setting may have changed since
+            raise RewardConfigError(f"The judge may not call {host} (RFT_JUDGE_ALLOWED_HOSTS).")
         encrypted = config.get("api_key_encrypted")
         try:
             api_key = decrypt_text(encrypted) if encrypted else ""

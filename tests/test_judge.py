@@ -367,3 +367,18 @@ def test_a_real_model_behind_an_openai_endpoint_can_judge(
             assert result.error == str(error)
         else:
             assert result.error is None
+
+
+def test_a_judge_may_only_call_allow_listed_hosts(alice: User, settings: Any) -> None:
+    from rewards.services import RewardError
+
+    url = "http://10.0.0.5:8000/v1"
+    config = {"instructions": INSTRUCTIONS, "judge_type": "endpoint", "base_url": url, "model": "m"}
+    assert any("may not call 10.0.0.5" in p for p in validate_judge_config(config))
+    with pytest.raises(RewardError, match="RFT_JUDGE_ALLOWED_HOSTS"):
+        judge_reward(alice, url)
+    settings.RFT_JUDGE_ALLOWED_HOSTS = ["*"]
+    version = judge_reward(alice, url)
+    settings.RFT_JUDGE_ALLOWED_HOSTS = ["127.0.0.1"]  # narrowed after the reward was saved
+    with pytest.raises(RewardConfigError, match="may not call 10.0.0.5"):
+        score_batch(version, samples("an answer"))
