@@ -181,6 +181,8 @@ RFT_HEARTBEAT_TIMEOUT = env_int("RFT_HEARTBEAT_TIMEOUT", 90, minimum=10)
 RFT_MAX_ATTEMPTS = env_int("RFT_MAX_ATTEMPTS", 3, minimum=1)
 # Wall-clock seconds one batch of sandboxed reward code may take.
 RFT_REWARD_TIMEOUT = env_int("RFT_REWARD_TIMEOUT", 30, minimum=1)
+# Hosts a judge reward may call ("*": any). Loopback by default: our own endpoint, local servers.
+RFT_JUDGE_ALLOWED_HOSTS = env_list("RFT_JUDGE_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "::1"])
 # Training data: the largest file and the most rows one dataset may have; fewer rows than the
 # minimum only warns (Amazon Bedrock asks for at least 100).
 RFT_DATASET_MAX_BYTES = env_int("RFT_DATASET_MAX_BYTES", 100 * 1024**2, minimum=1024)
@@ -192,6 +194,21 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 RFT_ENCRYPTION_KEY = env_str("RFT_ENCRYPTION_KEY")
+# Deployments (see playground/inference.py for where inference runs and the GPU policy).
+# Sets of full weights kept in memory per web process, least recently used evicted first.
+RFT_INFERENCE_MAX_MODELS = env_int("RFT_INFERENCE_MAX_MODELS", 2, minimum=1)
+# Generations at a time per web process; further requests wait their turn.
+RFT_INFERENCE_THREADS = env_int("RFT_INFERENCE_THREADS", 1, minimum=1)
+# CPU threads torch may use in the web process (0: torch's default, all cores).
+RFT_INFERENCE_TORCH_THREADS = env_int("RFT_INFERENCE_TORCH_THREADS", 0, minimum=0)
+# "cpu" (never touch a GPU: training keeps it), or "cuda:N" (a GPU, capped below when shared).
+RFT_INFERENCE_DEVICE = env_str("RFT_INFERENCE_DEVICE", "cpu")
+RFT_INFERENCE_GPU_MEMORY_PERCENT = env_int("RFT_INFERENCE_GPU_MEMORY_PERCENT", 30, minimum=1)
+# Completion tokens when a request sets no max_tokens (a request may ask up to the context).
+RFT_INFERENCE_MAX_TOKENS = env_int("RFT_INFERENCE_MAX_TOKENS", 512, minimum=1)
+# Requests per minute per API key on /v1/ (fixed window in the Django cache: per process with
+# the default local-memory cache, shared by all processes when CACHES points at Redis).
+RFT_RATE_LIMIT_PER_MINUTE = env_int("RFT_RATE_LIMIT_PER_MINUTE", 60, minimum=1)
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
