@@ -75,8 +75,10 @@ def request_pause(job: Job) -> None:
         set_status(job, Job.Status.PAUSED, message="Paused before it started.")
         return
     Job.objects.filter(pk=job.pk).update(requested=Job.Request.PAUSE)
-    JobEvent.objects.create(
-        job=job, status=job.status, message="Pause requested: at the next step."
+    message = "Pause requested: at the next step."
+    JobEvent.objects.create(job=job, status=job.status, message=message)
+    send_job_event(
+        job.pk, {"type": "status", "status": job.status, "sub_status": "", "message": message}
     )
 
 

@@ -1,5 +1,9 @@
 """Websocket routes of every app, gathered for rftconsole.asgi."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-websocket_urlpatterns: list[URLPattern] = []
+from jobs.consumers import JobConsumer
+
+websocket_urlpatterns: list[URLPattern] = [
+    path("ws/jobs/<int:job_id>/", JobConsumer.as_asgi()),
+]

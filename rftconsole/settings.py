@@ -153,7 +153,13 @@ else:
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [{"address": _channel_host}], "capacity": 1500, "expiry": 60},
+        # socket_timeout None: redis-py 8 defaults to 5 s, shorter than channels_redis's blocking
+        # read, which would drop every idle websocket (django/channels_redis#422).
+        "CONFIG": {
+            "hosts": [{"address": _channel_host, "socket_timeout": None}],
+            "capacity": 1500,
+            "expiry": 60,
+        },
     }
 }
 

@@ -7,6 +7,7 @@ the best 3 plus the last are kept. Pause, stop and the wall-clock budget act at 
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -44,13 +45,21 @@ class RewardErrorsExceeded(RuntimeError):
 
 
 def record_metric(job: Job, kind: str, step: int, epoch: float, values: dict[str, Any]) -> None:
-    """Upsert by (job, kind, step): a step replayed after a resume replaces, never duplicates."""
+    """Upsert by (job, kind, step): a step replayed after a resume replaces, never duplicates.
+
+    A non-finite number (a diverged loss) is stored as null: JSON columns refuse NaN.
+    """
+    values = {k: None if _not_finite(v) else v for k, v in values.items()}
     MetricPoint.objects.update_or_create(
         job=job, kind=kind, step=step, defaults={"epoch": epoch, "values": values}
     )
     send_job_event(
         job.pk, {"type": "metric", "kind": kind, "step": step, "epoch": epoch, "values": values}
     )
+
+
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 class JobCallback(TrainerCallback):

@@ -1,0 +1,126 @@
+"""The job page's websocket: history from the database on connect, then the live events.
+
+Only the signed-in owner may subscribe; anyone else is closed with 4404, exactly as for a job that
+does not exist (an anonymous visitor gets 4401). The consumer joins the job's group *before* it
+reads the history, so nothing falls between the two; a point may then arrive twice (in the backlog
+and live) and the client keeps one per (kind, step). A reconnecting client passes `?after=N` and
+gets only the points after step N.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from jobs.live import job_group
+from jobs.models import Job, JobEvent, MetricPoint
+from rftconsole.ownership import owned
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+def finite(value: Any) -> Any:
+    """JSON that browsers can parse: NaN and ±Infinity (a diverged loss) become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite(item) for item in value]
+    return value
+
+
+def job_state(job: Job) -> dict[str, Any]:
+    return {
+        "status": job.status,
+        "status_display": job.get_status_display(),
+        "sub_status": job.sub_status,
+        "reason": job.status_reason,
+        "current_step": job.current_step,
+        "total_steps": job.total_steps,
+    }
+
+
+def event_row(event: JobEvent) -> dict[str, Any]:
+    return {
+        "id": event.pk,
+        "status": event.status,
+        "sub_status": event.sub_status,
+        "message": event.message,
+        "at": event.created_at.isoformat(),
+    }
+
+
+def backlog(job_id: int, after: int | None) -> dict[str, Any]:
+    """Everything the page needs to draw the job as it is now (read after joining the group)."""
+    job = Job.objects.get(pk=job_id)
+    points = MetricPoint.objects.filter(job_id=job_id)
+    if after is not None:
+        points = points.filter(step__gt=after)
+    return {
+        "type": "backlog",
+        "after": after,
+        "job": job_state(job),
+        "events": [event_row(event) for event in JobEvent.objects.filter(job_id=job_id)],
+        "metrics": [
+            {"kind": kind, "step": step, "epoch": epoch, "values": values}
+            for kind, step, epoch, values in points.order_by("step", "kind").values_list(
+                "kind", "step", "epoch", "values"
+            )
+        ],
+    }
+
+
+def owns_job(user: AbstractBaseUser | AnonymousUser, job_id: int) -> bool:
+    return owned(Job, user).filter(pk=job_id).exists()
+
+
+def after_step(query_string: bytes) -> int | None:
+    values = parse_qs(query_string.decode("latin-1")).get("after", [])
+    try:
+        return int(values[-1]) if values else None
+    except ValueError:
+        return None  # a malformed `after` gets the full history, never an error
+
+
+class JobConsumer(AsyncJsonWebsocketConsumer):
+    group: str | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user") or AnonymousUser()
+        job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
+        # Accept, then close with a code: a browser sees the code and stops reconnecting.
+        await self.accept()
+        if not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not await database_sync_to_async(owns_job)(user, job_id):
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.group = job_group(job_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        history = await database_sync_to_async(backlog)(
+            job_id, after_step(self.scope["query_string"])
+        )
+        await self.send_json(history)
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """The page only listens; anything it sends is ignored."""
+
+    async def job_event(self, message: dict[str, Any]) -> None:
+        await self.send_json(message["payload"])
+
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        return json.dumps(finite(content), allow_nan=False)

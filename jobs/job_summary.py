@@ -1,0 +1,199 @@
+"""What the job pages show, computed from the rows: progress and ETA, base → latest validation
+accuracy, the config snapshot as rows, the differences between jobs, rollout groups filtered."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from jobs.consumers import finite
+from jobs.models import Job, MetricPoint, Rollout
+from jobs.training.hyperparameters import BY_NAME
+
+LIVE = (Job.Status.QUEUED, *Job.ACTIVE)  # a page showing these keeps refreshing
+ZERO_STD_HINT = 0.5  # frac_reward_zero_std above this: most groups had nothing to learn from
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total: int
+    percent: int
+    eta_seconds: float | None
+
+
+def progress_of(job: Job, now: datetime | None = None) -> Progress:
+    step, total = job.current_step, job.total_steps
+    percent = min(100, round(100 * step / total)) if total else 0
+    eta = None
+    if job.status == Job.Status.TRAINING and 0 < step < total:
+        seconds = job.training_seconds  # summed over attempts, so a resumed job's rate holds
+        if not seconds and job.started_at:
+            seconds = ((now or timezone.now()) - job.started_at).total_seconds()
+        if seconds > 0:
+            eta = seconds / step * (total - step)
+    return Progress(step, total, percent, eta)
+
+
+def eval_points(jobs: Iterable[Job]) -> dict[int, list[dict[str, Any]]]:
+    by_job: dict[int, list[dict[str, Any]]] = {}
+    rows = MetricPoint.objects.filter(job__in=list(jobs), kind="eval").order_by("step")
+    for job_id, step, values in rows.values_list("job_id", "step", "values"):
+        by_job.setdefault(job_id, []).append({"step": step, **values})
+    return by_job
+
+
+def accuracy_of(points: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Base (step 0) and latest validation accuracy, with the latest step."""
+    scored = [point for point in points if isinstance(point.get("accuracy"), int | float)]
+    if not scored:
+        return None
+    base = next((point["accuracy"] for point in scored if point["step"] == 0), None)
+    latest = scored[-1]
+    gain = None if base is None or latest["step"] == 0 else latest["accuracy"] - base
+    return {"base": base, "latest": latest["accuracy"], "step": latest["step"], "gain": gain}
+
+
+def latest_train_values(job: Job) -> dict[str, Any]:
+    point = MetricPoint.objects.filter(job=job, kind="train").order_by("-step").first()
+    return finite(point.values) if point else {}
+
+
+def zero_std_hint(values: dict[str, Any]) -> bool:
+    fraction = values.get("frac_reward_zero_std")
+    return isinstance(fraction, int | float) and fraction > ZERO_STD_HINT
+
+
+def config_rows(job: Job) -> list[dict[str, Any]]:
+    """The snapshot as launched: what it ran with, not what the objects say today."""
+    config = job.config or {}
+    rows = [{"label": label, "value": value} for label, value in subjects(config).items()]
+    given = job.hyperparameters or {}
+    for name, value in (config.get("hyperparameters") or {}).items():
+        param = BY_NAME.get(name)
+        rows.append(
+            {
+                "label": name,
+                "value": value,
+                "help": param.help if param else "",
+                "given": name in given,
+            }
+        )
+    return rows
+
+
+def subjects(config: dict[str, Any]) -> dict[str, str]:
+    """Base model, data and reward of a snapshot, each as one line."""
+    base = config.get("base_model") or {}
+    data = config.get("train_dataset") or {}
+    validation = config.get("validation") or {}
+    reward = config.get("reward") or {}
+    if "dataset" in validation:
+        held_out = f"{validation['dataset'].get('name')} ({validation['dataset'].get('rows')} rows)"
+    elif validation:
+        held_out = f"{validation.get('split', 0):.0%} of the training rows, held out"
+    else:
+        held_out = "—"
+    return {
+        "Base model": base.get("name", "—"),
+        "Training data": f"{data.get('name', '—')} ({data.get('rows', '?')} rows)",
+        "Validation": held_out,
+        "Reward": (
+            f"{reward.get('name', '—')} v{reward.get('version', '?')} ({reward.get('kind', '?')}, "
+            f"passes at ≥ {reward.get('pass_threshold', '?')})"
+        ),
+        "Profile": str(config.get("profile", "—")),
+    }
+
+
+def config_diff(jobs: list[Job]) -> list[dict[str, Any]]:
+    """One row per setting across the jobs, `differs` set where they do not all agree."""
+    columns = [subjects(job.config or {}) for job in jobs]
+    rows = [
+        {"label": label, "values": [column[label] for column in columns], "section": "run"}
+        for label in columns[0]
+    ]
+    hp = [(job.config or {}).get("hyperparameters") or {} for job in jobs]
+    names = list(dict.fromkeys(name for values in hp for name in values))
+    rows += [
+        {"label": name, "values": [values.get(name, "—") for values in hp], "section": "hp"}
+        for name in names
+    ]
+    for row in rows:
+        row["differs"] = len({repr(value) for value in row["values"]}) > 1
+    return rows
+
+
+FILTERS = {
+    "all": "As sampled",
+    "lowest": "Lowest reward first",
+    "highest": "Highest reward first",
+    "errors": "Errors only",
+}
+
+
+def _components(raw: Any) -> list[dict[str, Any]]:
+    if isinstance(raw, dict):  # a reward_components dict
+        return [{"name": name, "value": value, "type": "Reward"} for name, value in raw.items()]
+    return [item for item in raw or [] if isinstance(item, dict)]
+
+
+def _prompt_messages(prompt: Any) -> list[dict[str, str]]:
+    if isinstance(prompt, list):
+        return [
+            {"role": str(m.get("role", "user")), "content": str(m.get("content", ""))}
+            for m in prompt
+            if isinstance(m, dict)
+        ]
+    return [{"role": "user", "content": str(prompt)}]
+
+
+def rollout_groups(rollouts: Iterable[Rollout], show: str) -> list[dict[str, Any]]:
+    """Each sampled group with its completions ordered or filtered as asked."""
+    groups = []
+    for rollout in rollouts:
+        completions = [
+            {
+                "number": number,
+                "text": item.get("text", ""),
+                "reward": item.get("reward"),
+                "components": _components(item.get("components")),
+                "error": item.get("error"),
+            }
+            for number, item in enumerate(rollout.completions or [], start=1)
+        ]
+        scores = [c["reward"] for c in completions if _is_number(c["reward"]) and not c["error"]]
+        if show in ("lowest", "highest"):
+            completions.sort(key=_sort_key, reverse=show == "highest")
+        elif show == "errors":
+            completions = [c for c in completions if c["error"]]
+            if not completions:
+                continue
+        groups.append(
+            {
+                "rollout": rollout,
+                "messages": _prompt_messages(rollout.prompt),
+                "completions": completions,
+                "mean": statistics.fmean(scores) if scores else None,
+                "std": statistics.pstdev(scores) if len(scores) > 1 else None,
+                "errors": sum(bool(c["error"]) for c in rollout.completions or []),
+                "identical": len(scores) > 1 and len(set(scores)) == 1,
+            }
+        )
+    return groups
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _sort_key(completion: dict[str, Any]) -> float:
+    """Errors sort as the lowest reward: they are what a user looks for first."""
+    reward = completion["reward"]
+    return -math.inf if completion["error"] or not _is_number(reward) else reward

@@ -1,0 +1,192 @@
+"""Job pages: the list, one job's page (status, timeline, config as launched, live charts fed by
+the websocket, actions), the rollout inspector and the comparison of runs.
+
+Views only parse, look up the owner's rows and render; state changes go through `jobs.actions`.
+Every page works without JavaScript except for what is live (charts, log).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from jobs import actions
+from jobs.consumers import finite
+from jobs.job_summary import (
+    FILTERS,
+    LIVE,
+    ZERO_STD_HINT,
+    accuracy_of,
+    config_diff,
+    config_rows,
+    eval_points,
+    latest_train_values,
+    progress_of,
+    rollout_groups,
+    zero_std_hint,
+)
+from jobs.models import Job, MetricPoint, Rollout
+from rftconsole.ownership import get_owned_or_404, owned
+
+ACTIONS: dict[str, tuple[Callable[[Job], None], str]] = {
+    "stop": (actions.request_stop, "Stop requested."),
+    "pause": (actions.request_pause, "Pause requested."),
+    "resume": (actions.resume, "Resumed: queued to continue from its last checkpoint."),
+}
+COMPARE_MIN, COMPARE_MAX = 2, 4
+COMPARE_KEYS = ("reward_mean", "accuracy", "mean_reward", "loss")
+
+
+def _jobs(request: HttpRequest):  # type: ignore[no-untyped-def]
+    return owned(Job, request.user).select_related(
+        "base_model", "output_model", "reward_version__reward"
+    )
+
+
+@require_GET
+def job_list(request: HttpRequest) -> HttpResponse:
+    jobs = list(_jobs(request))
+    evals = eval_points(jobs)
+    rows = [
+        {"job": job, "progress": progress_of(job), "accuracy": accuracy_of(evals.get(job.pk, []))}
+        for job in jobs
+    ]
+    context = {"rows": rows, "polling": any(job.status in LIVE for job in jobs)}
+    if request.htmx and request.GET.get("partial") == "rows":
+        return render(request, "jobs/_list_rows.html", context)
+    return render(request, "jobs/list.html", context)
+
+
+def _detail_context(job: Job) -> dict[str, object]:
+    latest = latest_train_values(job)
+    return {
+        "job": job,
+        "progress": progress_of(job),
+        "accuracy": accuracy_of(eval_points([job]).get(job.pk, [])),
+        "latest": latest,
+        "zero_std_hint": zero_std_hint(latest),
+        "zero_std_threshold": ZERO_STD_HINT,
+        "events": job.events.all(),
+        "config_rows": config_rows(job),
+        "live": job.status in LIVE,
+        "can_stop": job.status not in Job.FINISHED,
+        "can_pause": job.status in (Job.Status.QUEUED, *Job.ACTIVE)
+        and job.status != Job.Status.STOPPING,
+        "can_resume": job.status == Job.Status.PAUSED,
+        "has_rollouts": Rollout.objects.filter(job=job).exists(),
+    }
+
+
+@require_GET
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_owned_or_404(Job, request.user, pk=job_id)
+    context = _detail_context(job)
+    if request.htmx and request.GET.get("partial") == "summary":
+        return render(request, "jobs/_summary.html", {**context, "oob": True})
+    return render(request, "jobs/detail.html", context)
+
+
+@require_POST
+def job_action(request: HttpRequest, job_id: int, action: str) -> HttpResponse:
+    job = get_owned_or_404(Job, request.user, pk=job_id)
+    if action not in ACTIONS:
+        raise Http404("No such action.")
+    perform, done = ACTIONS[action]
+    try:
+        perform(job)
+    except actions.JobActionError as error:
+        level, text = messages.ERROR, str(error)
+    else:
+        level, text = messages.SUCCESS, done
+    if request.htmx:
+        job.refresh_from_db()
+        flash = {"level": "error" if level == messages.ERROR else "success", "text": text}
+        context = {**_detail_context(job), "oob": True, "flash": flash}
+        return render(request, "jobs/_summary.html", context)
+    messages.add_message(request, level, text)
+    return redirect("jobs:detail", job_id=job.pk)
+
+
+@require_GET
+def job_rollouts(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_owned_or_404(Job, request.user, pk=job_id)
+    steps = list(
+        Rollout.objects.filter(job=job).order_by("step").values_list("step", flat=True).distinct()
+    )
+    show = request.GET.get("show", "all")
+    show = show if show in FILTERS else "all"
+    step = _int(request.GET.get("step"))
+    if step not in steps:
+        step = steps[-1] if steps else None
+    groups = rollout_groups(Rollout.objects.filter(job=job, step=step), show) if steps else []
+    at = steps.index(step) if steps else 0
+    context = {
+        "job": job,
+        "steps": steps,
+        "step": step,
+        "previous_step": steps[at - 1] if steps and at > 0 else None,
+        "next_step": steps[at + 1] if steps and at + 1 < len(steps) else None,
+        "show": show,
+        "filters": FILTERS,
+        "groups": groups,
+        "reward_output": next((g["rollout"].reward_output for g in groups), ""),
+        "point": MetricPoint.objects.filter(job=job, kind="train", step=step).first(),
+    }
+    return render(request, "jobs/rollouts.html", context)
+
+
+@require_GET
+def job_compare(request: HttpRequest) -> HttpResponse:
+    ids = list(dict.fromkeys(_int(value) for value in request.GET.getlist("ids")))
+    if None in ids or not COMPARE_MIN <= len(ids) <= COMPARE_MAX:
+        messages.error(request, f"Choose {COMPARE_MIN} to {COMPARE_MAX} jobs to compare.")
+        return redirect("jobs:list")
+    jobs = [get_owned_or_404(Job, request.user, pk=job_id) for job_id in ids]
+    evals = eval_points(jobs)
+    series = []
+    points = MetricPoint.objects.filter(job__in=jobs).order_by("step")
+    for job in jobs:
+        rows = points.filter(job=job).values_list("kind", "step", "epoch", "values")
+        series.append(
+            {
+                "id": job.pk,
+                "name": job.name,
+                "points": [
+                    {"kind": kind, "step": step, "epoch": epoch, "values": _pick(values)}
+                    for kind, step, epoch, values in rows
+                ],
+            }
+        )
+    only_differences = request.GET.get("only") == "differences"
+    diff = config_diff(jobs)
+    context = {
+        "jobs": [
+            {
+                "job": job,
+                "progress": progress_of(job),
+                "accuracy": accuracy_of(evals.get(job.pk, [])),
+            }
+            for job in jobs
+        ],
+        "rows": [row for row in diff if row["differs"]] if only_differences else diff,
+        "differences": sum(row["differs"] for row in diff),
+        "only_differences": only_differences,
+        "series": series,
+        "ids": ids,
+    }
+    return render(request, "jobs/compare.html", context)
+
+
+def _pick(values: dict[str, object]) -> dict[str, object]:
+    return finite({key: values[key] for key in COMPARE_KEYS if key in values})
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
