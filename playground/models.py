@@ -75,3 +75,45 @@ class InvocationLog(OwnedModel):
     def save(self, *args: Any, **kwargs: Any) -> None:
         check_metadata(self.request_metadata)  # also for code that never calls full_clean()
         super().save(*args, **kwargs)
+
+
+DEPLOYMENT_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}"
+
+
+class Deployment(OwnedModel):
+    """A model served on the OpenAI-compatible endpoint under `name` (the client's `model` id).
+
+    Deleting keeps the row (status Deleted), so logs and history still say what was served; the
+    name is unique only among a user's live (not deleted) deployments, so it can be reused.
+    """
+
+    class Status(models.TextChoices):
+        CREATING = "creating", "Creating"
+        ACTIVE = "active", "Active"
+        FAILED = "failed", "Failed"
+        DELETED = "deleted", "Deleted"
+
+    name = models.CharField(
+        max_length=100, help_text="The `model` id clients send: letters, digits, . _ : -"
+    )
+    # Removing a model from the registry removes its deployments (their logs keep the name).
+    model = models.ForeignKey("jobs.ModelEntry", on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CREATING)
+    status_reason = models.TextField(blank=True)
+    log_requests = models.BooleanField(
+        default=True, help_text="Keep an invocation log of every request (opt out per deployment)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "name"],
+                condition=~models.Q(status="deleted"),
+                name="unique_live_deployment_name_per_owner",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name

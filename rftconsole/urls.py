@@ -8,6 +8,7 @@ from jobs import api as jobs_api
 from jobs import api_datasets, api_jobs
 from jobs.urls import datasets_patterns, jobs_patterns, models_patterns
 from playground import api as playground_api
+from playground.urls import deployments_patterns, openai_patterns, playground_patterns
 from rewards import api as rewards_api
 from rewards.urls import rewards_patterns
 from rftconsole import api, views
@@ -37,6 +38,10 @@ urlpatterns = [
     path("datasets/", include(datasets_patterns)),
     path("jobs/", include(jobs_patterns)),
     path("rewards/", include(rewards_patterns)),
+    path("deployments/", include(deployments_patterns)),
+    path("playground/", include(playground_patterns)),
+    # OpenAI-compatible endpoint: API keys only, JSON errors (see playground/openai_api.py).
+    path("v1/", include(openai_patterns)),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -8,10 +8,17 @@ from django.test import Client
 from tests.routes import all_paths
 
 PUBLIC = {"/login/"}
+# The OpenAI-compatible endpoint authenticates with API keys only and answers in OpenAI's JSON.
+OPENAI_PREFIX = "/v1/"
 
 
 def console_paths() -> list[str]:
-    return [p for p in all_paths() if not p.startswith(("/api/", "/admin/")) and p not in PUBLIC]
+    skip = ("/api/", "/admin/", OPENAI_PREFIX)
+    return [p for p in all_paths() if not p.startswith(skip) and p not in PUBLIC]
+
+
+def openai_paths() -> list[str]:
+    return [p for p in all_paths() if p.startswith(OPENAI_PREFIX)]
 
 
 def api_paths() -> list[str]:
@@ -22,6 +29,7 @@ def test_the_sweep_finds_the_routes_it_must_guard() -> None:
     assert "/" in console_paths()
     assert "/keys/" in console_paths()
     assert {"/api/me/", "/api/keys/", "/api/schema/", "/api/docs/"} <= set(api_paths())
+    assert {"/v1/models", "/v1/chat/completions"} <= set(openai_paths())
 
 
 @pytest.mark.django_db
@@ -39,6 +47,17 @@ def test_an_anonymous_api_call_gets_401(client: Client, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 401, path
     assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", openai_paths())
+def test_an_anonymous_openai_call_gets_json_never_a_login_redirect(
+    client: Client, path: str
+) -> None:
+    for method in (client.get, client.post):
+        response = method(path)
+        assert response.status_code in {401, 404, 405}, f"{method.__name__.upper()} {path}"
+        assert set(response.json()["error"]) == {"message", "type", "param", "code"}
 
 
 @pytest.mark.django_db

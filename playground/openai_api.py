@@ -1,0 +1,245 @@
+"""The OpenAI-compatible endpoint: `GET /v1/models` and `POST /v1/chat/completions`.
+
+Plain async Django views, so that a request waiting for tokens holds no thread: generation runs
+in the inference pool's threads, database work in Django's sync thread for short moments. They
+authenticate with the console's API keys (`Authorization: Bearer`), never with the session, and
+answer every failure (including unknown `/v1/` URLs) as OpenAI JSON, never a login redirect.
+Streams are server-sent events exactly as OpenAI sends them, ending with `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import replace
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from jobs.generation import ModelLoadError
+from playground.deployments import mark_failed
+from playground.inference import Served, get_pool
+from playground.models import Deployment, InvocationLog
+from playground.openai_params import ApiError, ChatRequest, parse_body, parse_chat_request
+from playground.openai_responses import Call, choice, chunk, completion_body
+from playground.ratelimit import take
+from playground.streaming import Delta, Finish, GenerationError, chat_prompt_ids, stream_choices
+from rftconsole.models import ApiKey
+from rftconsole.ownership import owned
+from rftconsole.services import authenticate_api_key
+
+LOG_ID_HEADER = "X-Invocation-Log-Id"
+View = Callable[..., Awaitable[HttpResponse]]
+
+
+def v1_view(methods: tuple[str, ...], authenticate: bool = True) -> Callable[[View], View]:
+    """Method check, then API key and rate limit; any ApiError becomes OpenAI's error JSON."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                if request.method not in methods:
+                    message = f"Method {request.method} is not allowed on {request.path}."
+                    raise ApiError(405, message)
+                if not authenticate:
+                    return await view(request, *args, **kwargs)
+                api_key = await _authenticate(request)
+                await _rate_limit(api_key)
+                return await view(request, api_key, *args, **kwargs)
+            except ApiError as error:
+                return error.response()
+
+        return csrf_exempt(login_not_required(wrapper))
+
+    return decorate
+
+
+async def _authenticate(request: HttpRequest) -> ApiKey:
+    scheme, _, raw_key = request.headers.get("Authorization", "").partition(" ")
+    raw_key = raw_key.strip()
+    if scheme.lower() != "bearer" or not raw_key:
+        raise ApiError(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            code="invalid_api_key",
+        )
+    api_key = await sync_to_async(authenticate_api_key)(raw_key)
+    if api_key is None:
+        masked = f"{raw_key[:8]}{'*' * 8}{raw_key[-4:]}" if len(raw_key) > 16 else "*" * 8
+        raise ApiError(
+            401,
+            f"Incorrect API key provided: {masked}. Create a key on the console's API keys page.",
+            code="invalid_api_key",
+        )
+    return api_key
+
+
+async def _rate_limit(api_key: ApiKey) -> None:
+    limit = settings.RFT_RATE_LIMIT_PER_MINUTE
+    retry_after = await take(api_key.lookup, limit)
+    if retry_after is not None:
+        raise ApiError(
+            429,
+            f"Rate limit reached for API key {api_key.display_prefix}… on requests per minute: "
+            f"Limit {limit}. Please try again in {retry_after}s.",
+            type_="requests",
+            code="rate_limit_exceeded",
+            headers={
+                "Retry-After": str(retry_after),
+                "x-ratelimit-limit-requests": str(limit),
+                "x-ratelimit-remaining-requests": "0",
+            },
+        )
+
+
+def _model_object(deployment: Deployment) -> dict[str, Any]:
+    return {
+        "id": deployment.name,
+        "object": "model",
+        "created": int(deployment.created_at.timestamp()),
+        "owned_by": deployment.owner.get_username(),
+    }
+
+
+@v1_view(("GET",))
+async def list_models(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
+    """The caller's Active deployments, as OpenAI lists models."""
+    deployments = owned(Deployment, api_key.owner).select_related("owner")
+    active = deployments.filter(status=Deployment.Status.ACTIVE).order_by("name")
+    return JsonResponse({"object": "list", "data": [_model_object(d) async for d in active]})
+
+
+@v1_view(("GET",))
+async def retrieve_model(request: HttpRequest, api_key: ApiKey, model: str) -> HttpResponse:
+    return JsonResponse(_model_object(await _deployment(api_key, model)))
+
+
+@v1_view(("GET", "POST", "PUT", "PATCH", "DELETE"), authenticate=False)
+async def unknown_url(request: HttpRequest, rest: str = "") -> HttpResponse:
+    raise ApiError(404, f"Invalid URL ({request.method} {request.path})")
+
+
+async def _deployment(api_key: ApiKey, name: str) -> Deployment:
+    deployments = owned(Deployment, api_key.owner).select_related("owner", "model", "model__base")
+    deployment = (
+        await deployments.exclude(status=Deployment.Status.DELETED).filter(name=name).afirst()
+    )
+    if deployment is not None and deployment.status == Deployment.Status.ACTIVE:
+        return deployment
+    message = f"The model `{name}` does not exist or you do not have access to it."
+    if deployment is not None and deployment.status == Deployment.Status.CREATING:
+        message = f"The model `{name}` is still being deployed: try again in a moment."
+    elif deployment is not None:
+        message = f"The model `{name}` failed to deploy: {deployment.status_reason}"
+    raise ApiError(404, message, param="model", code="model_not_found")
+
+
+async def _served(deployment: Deployment) -> Served:
+    try:
+        return await asyncio.to_thread(get_pool().get, deployment.model)
+    except ModelLoadError as error:
+        await sync_to_async(mark_failed)(deployment, str(error))
+        raise ApiError(500, str(error), type_="server_error", code="model_load_failed") from None
+
+
+def _fit_context(chat: ChatRequest, served: Served, prompt_tokens: int) -> None:
+    """Refuse what cannot fit the model's context; shorten the default max_tokens to fit."""
+    context = served.context_length
+    if not context:
+        return
+    room = context - prompt_tokens
+    wanted = chat.sampling.max_tokens
+    if room < 1 or (chat.max_tokens_given and wanted > room):
+        raise ApiError(
+            400,
+            f"This model's maximum context length is {context} tokens. However, you requested "
+            f"{prompt_tokens + wanted} tokens ({prompt_tokens} in the messages, {wanted} in the "
+            "completion). Please reduce the length of the messages or completion.",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    if wanted > room:
+        chat.sampling = replace(chat.sampling, max_tokens=room)
+
+
+@v1_view(("POST",))
+async def chat_completions(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
+    started = time.monotonic()
+    body = parse_body(request.body)
+    chat = parse_chat_request(body, settings.RFT_INFERENCE_MAX_TOKENS)
+    deployment = await _deployment(api_key, chat.model)
+    served = await _served(deployment)
+    try:
+        prompt_ids = await asyncio.to_thread(chat_prompt_ids, served.tokenizer, chat.messages)
+    except Exception as error:  # noqa: BLE001 - a template's own check, e.g. roles must alternate
+        message = f"The messages do not fit this model's chat template: {error}"
+        raise ApiError(400, message, param="messages") from None
+    _fit_context(chat, served, len(prompt_ids))
+    call = Call(chat, body, deployment, api_key.owner, len(prompt_ids), started)
+    call.texts = [""] * chat.sampling.n
+    events = stream_choices(get_pool(), served, prompt_ids, chat.sampling)
+    if chat.stream:
+        log = await call.create_log()
+        response: HttpResponse = StreamingHttpResponse(
+            _event_stream(call, events, log), content_type="text/event-stream"
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # tell reverse proxies not to buffer the stream
+    else:
+        try:
+            async with aclosing(events):  # a cancelled request stops its generation
+                async for event in events:
+                    call.record(event)
+        except GenerationError as error:
+            raise ApiError(500, str(error), type_="server_error") from None
+        log = await call.create_log(**call.log_fields())
+        response = JsonResponse(completion_body(call))
+    if log is not None:
+        response[LOG_ID_HEADER] = str(log.pk)
+    return response
+
+
+async def _event_stream(
+    call: Call, events: AsyncIterator[Delta | Finish], log: InvocationLog | None
+) -> AsyncIterator[bytes]:
+    """Role first, then content deltas, a finish chunk per choice, usage if asked, [DONE].
+
+    The log is completed before [DONE], so a client that reads it next finds it complete; a
+    client that goes away mid-stream still gets what was generated logged."""
+    logged = False
+
+    async def complete_log() -> None:
+        nonlocal logged
+        if log is not None and not logged:
+            logged = True
+            await InvocationLog.objects.filter(pk=log.pk).aupdate(**call.log_fields())
+
+    try:
+        for index in range(call.chat.sampling.n):
+            yield chunk(call, [choice(index, {"role": "assistant", "content": ""})])
+        async with aclosing(events):  # a client that goes away stops its generation
+            async for event in events:
+                call.record(event)
+                if isinstance(event, Delta):
+                    yield chunk(call, [choice(event.index, {"content": event.text})])
+                else:
+                    yield chunk(call, [choice(event.index, {}, event.reason)])
+        await complete_log()
+        if call.chat.include_usage:
+            yield chunk(call, [], call.usage())
+        yield b"data: [DONE]\n\n"
+    except GenerationError as error:
+        failure = ApiError(500, str(error), type_="server_error")
+        yield f"data: {json.dumps(failure.body())}\n\n".encode()
+    finally:
+        await complete_log()

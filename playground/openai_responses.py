@@ -1,0 +1,103 @@
+"""The bodies of OpenAI chat responses: a whole completion, or the chunks of a stream.
+
+Field for field what OpenAI sends (`chat.completion` / `chat.completion.chunk`, `logprobs: null`,
+`system_fingerprint`), so strict clients and SDK models parse them unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from playground.models import Deployment, InvocationLog
+from playground.openai_params import ChatRequest
+from playground.streaming import Delta, Finish
+
+
+@dataclass
+class Call:
+    """One chat request in flight: what the response and its log are made of."""
+
+    chat: ChatRequest
+    body: dict[str, Any]
+    deployment: Deployment
+    owner: AbstractBaseUser
+    prompt_tokens: int
+    started: float
+    id: str = field(default_factory=lambda: f"chatcmpl-{secrets.token_hex(12)}")
+    created: int = field(default_factory=lambda: int(time.time()))
+    texts: list[str] = field(default_factory=list)
+    finishes: dict[int, Finish] = field(default_factory=dict)
+    tokens: dict[int, int] = field(default_factory=dict)  # per choice, as far as generated
+
+    def usage(self) -> dict[str, int]:
+        completion = sum(self.tokens.values())
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": self.prompt_tokens + completion,
+        }
+
+    def record(self, event: Delta | Finish) -> None:
+        if isinstance(event, Delta):
+            self.texts[event.index] += event.text
+            self.tokens[event.index] = event.tokens
+        else:
+            self.finishes[event.index] = event
+            self.tokens[event.index] = event.completion_tokens
+
+    def log_fields(self) -> dict[str, Any]:
+        usage = self.usage()
+        return {
+            "response_text": self.texts[0] if self.texts else "",
+            "prompt_tokens": usage["prompt_tokens"],
+            "completion_tokens": usage["completion_tokens"],
+            "latency_ms": round((time.monotonic() - self.started) * 1000, 1),
+        }
+
+    async def create_log(self, **fields: Any) -> InvocationLog | None:
+        if not self.deployment.log_requests:
+            return None
+        return await InvocationLog.objects.acreate(
+            owner=self.owner,
+            deployment=self.deployment.name,
+            request=self.body,
+            request_metadata=self.chat.metadata,
+            **fields,
+        )
+
+
+def completion_body(call: Call) -> dict[str, Any]:
+    choices = [
+        {
+            "index": index,
+            "message": {"role": "assistant", "content": text, "refusal": None},
+            "logprobs": None,
+            "finish_reason": call.finishes[index].reason if index in call.finishes else "stop",
+        }
+        for index, text in enumerate(call.texts)
+    ]
+    return {
+        "id": call.id, "object": "chat.completion", "created": call.created,
+        "model": call.deployment.name, "choices": choices, "usage": call.usage(),
+        "system_fingerprint": None,
+    }  # fmt: skip
+
+
+def chunk(call: Call, choices: list[dict[str, Any]], usage: Any = None) -> bytes:
+    body = {
+        "id": call.id, "object": "chat.completion.chunk", "created": call.created,
+        "model": call.deployment.name, "system_fingerprint": None, "choices": choices,
+    }  # fmt: skip
+    if call.chat.include_usage:
+        body["usage"] = usage  # null on every chunk but the last, as OpenAI sends it
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
+
+
+def choice(index: int, delta: dict[str, Any], finish_reason: str | None = None) -> dict:
+    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}

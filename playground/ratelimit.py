@@ -1,0 +1,30 @@
+"""A per-API-key request limit for `/v1/`: a fixed one-minute window counted in Django's cache.
+
+With the default local-memory cache the count is per web process (N processes allow N × the
+limit); point CACHES at Redis to share it. Fixed windows allow a burst of up to twice the limit
+across a window boundary, which is fine for protecting a small inference pool.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.core.cache import cache
+
+WINDOW_SECONDS = 60
+
+
+async def take(key_id: str, limit: int) -> int | None:
+    """Count one request for `key_id`; None if allowed, else the seconds until the window ends."""
+    now = time.time()
+    window = int(now // WINDOW_SECONDS)
+    name = f"rft:v1-rate:{key_id}:{window}"
+    await cache.aadd(name, 0, timeout=WINDOW_SECONDS * 2)
+    try:
+        count = await cache.aincr(name)
+    except ValueError:  # expired between add and incr
+        await cache.aset(name, 1, timeout=WINDOW_SECONDS * 2)
+        count = 1
+    if count <= limit:
+        return None
+    return max(1, int((window + 1) * WINDOW_SECONDS - now + 0.999))
