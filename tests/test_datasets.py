@@ -17,7 +17,9 @@ from django.test import Client
 from jobs.datasets import read_rows
 from jobs.models import Dataset
 
-BEDROCK = Path(__file__).resolve().parents[2] / "shared" / "data" / "bedrock-rft-gsm8k"
+# A byte-for-byte copy of ../shared/data/bedrock-rft-gsm8k (see its README), so tests stay
+# self-contained wherever the checkout lives.
+BEDROCK = Path(__file__).resolve().parent / "data" / "bedrock-rft-gsm8k"
 GOOD = {"messages": [{"role": "user", "content": "2+2?"}], "reference_answer": "4"}
 
 
