@@ -117,3 +117,40 @@ class Deployment(OwnedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class PlaygroundSession(OwnedModel):
+    """A side-by-side chat with 2 or 3 models, kept so it can be reopened.
+
+    `transcript` holds one chat per model, keyed by the model id as text: user turns as
+    `{"role", "content"}`, answers with their stats, score and invocation log id as well (only
+    `role` and `content` are sent to the model).
+    """
+
+    title = models.CharField(max_length=200, blank=True)
+    model_ids = models.JSONField(default=list, help_text="2 or 3 ModelEntry ids, in column order.")
+    system_prompt = models.TextField(blank=True)
+    temperature = models.FloatField(default=0.7)
+    top_p = models.FloatField(default=1.0)
+    max_tokens = models.PositiveIntegerField(default=256)
+    seed = models.BigIntegerField(null=True, blank=True)
+    reward_version = models.ForeignKey(
+        "rewards.RewardVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    job = models.ForeignKey(
+        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dataset = models.ForeignKey(
+        "jobs.Dataset", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Where 'Load a validation row' reads rows from.",
+    )  # fmt: skip
+    transcript = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        verbose_name = "playground session"
+
+    def __str__(self) -> str:
+        return self.title or f"Session #{self.pk}"

@@ -63,13 +63,22 @@ class Call:
     async def create_log(self, **fields: Any) -> InvocationLog | None:
         if not self.deployment.log_requests:
             return None
-        return await InvocationLog.objects.acreate(
-            owner=self.owner,
-            deployment=self.deployment.name,
-            request=self.body,
-            request_metadata=self.chat.metadata,
-            **fields,
+        return await create_invocation_log(
+            self.owner, self.deployment.name, self.body, self.chat.metadata, **fields
         )
+
+
+async def create_invocation_log(
+    owner: AbstractBaseUser,
+    deployment: str,
+    request: dict[str, Any],
+    metadata: dict[str, str],
+    **fields: Any,
+) -> InvocationLog:
+    """One invocation log, as the endpoint and the playground write it."""
+    return await InvocationLog.objects.acreate(
+        owner=owner, deployment=deployment, request=request, request_metadata=metadata, **fields
+    )
 
 
 def completion_body(call: Call) -> dict[str, Any]:

@@ -14,8 +14,14 @@ deployments_patterns = (
     "deployments",
 )
 
-# The playground page comes with its issue; until then /playground/ shows the deployments.
-playground_patterns = ([path("", views.deployment_list, name="index")], "playground")
+playground_patterns = (
+    [
+        path("", views.playground_index, name="index"),
+        path("<int:session_id>/", views.playground_session, name="session"),
+        path("rows/", views.playground_row, name="row"),
+    ],
+    "playground",
+)
 
 openai_patterns = (
     [

@@ -6,15 +6,17 @@ so another user's deployment answers 404.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from jobs.models import ModelEntry
+from jobs.models import Dataset, Job, ModelEntry
+from playground import playground as pg
 from playground.deployments import DeploymentError, delete_deployment, deploy, live
-from playground.models import Deployment
-from rftconsole.ownership import get_owned_or_404
+from playground.models import Deployment, PlaygroundSession
+from rftconsole.ownership import get_owned_or_404, owned
 
 
 @require_GET
@@ -67,3 +69,109 @@ def deployment_delete(request: HttpRequest, deployment_id: int) -> HttpResponse:
         delete_deployment(deployment)
         messages.success(request, f"Deleted deployment “{deployment.name}”.")
     return redirect("deployments:list")
+
+
+# --- the playground ------------------------------------------------------------------------------
+
+
+def _playground_context(request: HttpRequest, session: PlaygroundSession | None) -> dict:
+    owner = request.user
+    return {
+        "session": session,
+        "models": list(pg.ready_models(owner).select_related("base")),
+        "reward_versions": list(pg.reward_versions(owner)),
+        "datasets": list(owned(Dataset, owner).order_by("name")),
+        "past_sessions": owned(PlaygroundSession, owner)[:30],
+        "max_tokens_cap": settings.RFT_INFERENCE_MAX_TOKENS * 8,
+    }
+
+
+def _defaults(request: HttpRequest) -> tuple[dict, Job | None]:
+    """What a new session starts with: `?job=<id>` picks the job's base and tuned models, its
+    reward and validation data; `?models=<id>[,<id>]` picks models (a tuned one with its base)."""
+    owner = request.user
+    chosen: list[int] = []
+    initial: dict = {
+        "reward_version": None,
+        "dataset": None,
+        "temperature": 0.7,
+        "top_p": 1.0,
+        "max_tokens": min(256, settings.RFT_INFERENCE_MAX_TOKENS),
+    }
+    job = None
+    if request.GET.get("job", "").isdigit():
+        job = get_owned_or_404(Job, owner, pk=int(request.GET["job"]))
+        chosen = [job.base_model_id] + ([job.output_model_id] if job.output_model_id else [])
+        initial["reward_version"] = job.reward_version_id
+        initial["dataset"] = job.validation_dataset_id or job.train_dataset_id
+    for value in request.GET.get("models", "").replace(",", " ").split():
+        entry = owned(ModelEntry, owner).filter(pk=value).first() if value.isdigit() else None
+        if entry is None:
+            continue
+        chosen.append(entry.pk)
+        if entry.base_id and len(request.GET.get("models", "").split(",")) == 1:
+            chosen.append(entry.base_id)  # a tuned model: compare with its base
+    unique = list(dict.fromkeys(chosen))[: pg.MAX_MODELS]
+    initial["model_ids"] = unique + [None] * (pg.MAX_MODELS - len(unique))
+    return initial, job
+
+
+def playground_index(request: HttpRequest) -> HttpResponse:
+    """New session (GET: the form, preselected from ?job= or ?models=; POST: create it)."""
+    if request.method == "POST":
+        job = None
+        if request.POST.get("job", "").isdigit():
+            job = owned(Job, request.user).filter(pk=int(request.POST["job"])).first()
+        try:
+            session = pg.create_session(
+                request.user, request.POST.getlist("model"), request.POST.dict(), job=job
+            )
+        except pg.SessionError as error:
+            context = _playground_context(request, None)
+            context["initial"] = {
+                **request.POST.dict(),
+                "model_ids": _ints(request.POST.getlist("model")),
+            }
+            context["error"] = str(error)
+            return render(request, "playground/index.html", context, status=400)
+        return redirect("playground:session", session_id=session.pk)
+    if request.method != "GET":
+        return HttpResponse(status=405)
+    initial, job = _defaults(request)
+    context = _playground_context(request, None)
+    context.update(initial=initial, job=job)
+    return render(request, "playground/index.html", context)
+
+
+def _ints(values: list[str]) -> list[int | None]:
+    found = [int(v) if v.isdigit() else None for v in values][: pg.MAX_MODELS]
+    return found + [None] * (pg.MAX_MODELS - len(found))
+
+
+@require_GET
+def playground_session(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = get_owned_or_404(PlaygroundSession, request.user, pk=session_id)
+    context = _playground_context(request, session)
+    context["columns"] = pg.columns(session)
+    context["initial"] = {
+        "system_prompt": session.system_prompt,
+        "temperature": session.temperature,
+        "top_p": session.top_p,
+        "max_tokens": session.max_tokens,
+        "seed": session.seed,
+        "reward_version": session.reward_version_id,
+        "dataset": session.dataset_id,
+    }
+    return render(request, "playground/index.html", context)
+
+
+@require_GET
+def playground_row(request: HttpRequest) -> HttpResponse:
+    """One dataset row as JSON, for "Load a validation row"."""
+    try:
+        found = pg.validation_row(
+            request.user, request.GET.get("dataset"), request.GET.get("index", 0)
+        )
+    except pg.SessionError as error:
+        return JsonResponse({"error": str(error)}, status=400)
+    return JsonResponse(found)

@@ -77,6 +77,11 @@ def alices(alice: User, tmp_path: Path) -> dict[str, Any]:
         )
     except ImportError:  # deployments arrive with the endpoint issue
         pass
+    from playground.models import PlaygroundSession
+
+    objects["session"] = PlaygroundSession.objects.create(
+        owner=alice, title=f"{SECRET}-session", model_ids=[model.pk]
+    )
     return objects
 
 

@@ -1,0 +1,179 @@
+// The playground page: one websocket (ws/playground/<id>/) per session. "Send" streams every
+// model's answer into its column; each answer gets its stats, its reward score and thumbs.
+(function () {
+  "use strict";
+  var settingsForm = document.getElementById("pg-settings");
+  // getAttribute, not .dataset: the form's "dataset" field shadows the property.
+  var wsPath = settingsForm && settingsForm.getAttribute("data-ws-path");
+  if (!wsPath) return;
+  var rowsUrl = settingsForm.getAttribute("action") + "rows/";
+  var socket = null, attempt = 0, busy = false, closedForGood = false;
+  var row = null; // the loaded validation row, sent with the next message
+  var current = {}; // model id → the <li> of the answer streaming now
+
+  function $(id) { return document.getElementById(id); }
+  function column(model) { return document.querySelector('.pg-column[data-model="' + model + '"]'); }
+  function setState(text, tone) { var s = $("pg-state"); s.textContent = text; s.className = "live-state " + (tone || ""); }
+  function showError(text) { $("pg-error").textContent = text || ""; }
+  function setBusy(value) { busy = value; $("pg-send-button").disabled = value; }
+  function fmt(value, digits) { return value === null || value === undefined ? "—" : Number(value).toFixed(digits); }
+
+  function settings() {
+    var data = {};
+    ["system_prompt", "temperature", "top_p", "max_tokens", "seed", "reward_version", "dataset"].forEach(function (name) {
+      var field = settingsForm.elements[name];
+      if (field) data[name] = field.value;
+    });
+    return data;
+  }
+
+  function addTurn(model, text) {
+    var col = column(model);
+    if (!col) return;
+    var list = col.querySelector(".pg-turns");
+    var user = document.createElement("li");
+    user.className = "pg-user";
+    user.textContent = text;
+    list.appendChild(user);
+    var answer = $("pg-answer-template").content.firstElementChild.cloneNode(true);
+    list.appendChild(answer);
+    current[model] = answer;
+    answer.scrollIntoView({ block: "nearest" });
+  }
+
+  function onEvent(event) {
+    var answer = current[event.model];
+    switch (event.type) {
+      case "ready": setState("connected", "ok"); break;
+      case "start": setState("answering…", "live"); break;
+      case "token":
+        if (answer) answer.querySelector(".pg-text").textContent += event.text;
+        break;
+      case "done":
+        if (!answer) break;
+        answer.classList.remove("streaming");
+        answer.dataset.log = event.log_id;
+        answer.querySelector(".pg-text").textContent = event.text;
+        answer.querySelector(".pg-stats").textContent =
+          "TTFT " + fmt(event.ttft_ms, 0) + " ms · " + fmt(event.tokens_per_second, 1) + " tok/s · " +
+          event.prompt_tokens + " prompt + " + event.completion_tokens + " completion tokens";
+        answer.querySelector(".pg-feedback").hidden = false;
+        if (settingsForm.elements.reward_version.value) answer.querySelector(".pg-score").textContent = "scoring…";
+        break;
+      case "score":
+        if (!answer) break;
+        var box = answer.querySelector(".pg-score");
+        box.textContent = "";
+        if (event.error) {
+          var bad = document.createElement("span");
+          bad.className = "bad";
+          bad.textContent = "Reward error: " + event.error;
+          box.appendChild(bad);
+        } else {
+          box.appendChild(document.createTextNode("Score "));
+          var strong = document.createElement("strong");
+          strong.textContent = fmt(event.score, 3);
+          box.appendChild(strong);
+          (event.components || []).forEach(function (c) {
+            box.appendChild(document.createTextNode(" · " + c.name + " " + fmt(c.value, 2)));
+          });
+        }
+        break;
+      case "error":
+        if (event.model !== undefined && answer) {
+          answer.classList.remove("streaming");
+          answer.classList.add("failed");
+          answer.querySelector(".pg-text").textContent = event.message;
+        } else {
+          showError(event.message);
+          if (busy && !Object.keys(current).length) setBusy(false);
+        }
+        break;
+      case "finished":
+        current = {};
+        setBusy(false);
+        setState("connected", "ok");
+        break;
+      case "feedback":
+        document.querySelectorAll('.pg-answer[data-log="' + event.log_id + '"] .pg-feedback button').forEach(function (b) {
+          b.setAttribute("aria-pressed", String(b.dataset.value === event.value));
+        });
+        break;
+    }
+  }
+
+  function connect() {
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + wsPath);
+    socket.onopen = function () { attempt = 0; };
+    socket.onmessage = function (message) { onEvent(JSON.parse(message.data)); };
+    socket.onclose = function (event) {
+      if (event.code === 4401 || event.code === 4404) {
+        closedForGood = true;
+        setState("closed: " + (event.code === 4401 ? "signed out" : "session not found"), "bad");
+        return;
+      }
+      Object.keys(current).forEach(function (model) { current[model].classList.remove("streaming"); });
+      current = {};
+      setBusy(false);
+      setState("reconnecting…", "warn");
+      attempt += 1;
+      setTimeout(connect, Math.min(10000, 500 * Math.pow(2, attempt)));
+    };
+  }
+
+  function send() {
+    var input = $("pg-input"), text = input.value;
+    if (!text.trim() || busy || closedForGood) return;
+    if (!socket || socket.readyState !== WebSocket.OPEN) { showError("Not connected yet: try again in a moment."); return; }
+    showError("");
+    setBusy(true);
+    current = {};
+    document.querySelectorAll(".pg-column").forEach(function (col) { addTurn(col.dataset.model, text); });
+    socket.send(JSON.stringify({ type: "send", text: text, row: row, settings: settings() }));
+    input.value = "";
+  }
+
+  $("pg-send").addEventListener("submit", function (event) { event.preventDefault(); send(); });
+  $("pg-input").addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); send(); }
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest(".pg-feedback button");
+    if (!button || !socket) return;
+    var answer = button.closest(".pg-answer");
+    var value = button.getAttribute("aria-pressed") === "true" ? "" : button.dataset.value;
+    socket.send(JSON.stringify({ type: "feedback", log_id: Number(answer.dataset.log), value: value }));
+  });
+
+  function loadRow(index) {
+    var dataset = settingsForm.elements.dataset.value;
+    if (!dataset) { showError("Choose a dataset in Settings first."); return; }
+    fetch(rowsUrl + "?dataset=" + encodeURIComponent(dataset) + "&index=" + index, { credentials: "same-origin" })
+      .then(function (response) { return response.json(); })
+      .then(function (found) {
+        if (found.error) { showError(found.error); return; }
+        showError("");
+        row = found.row;
+        $("pg-input").value = found.prompt;
+        if (found.system_prompt !== null) settingsForm.elements.system_prompt.value = found.system_prompt;
+        $("pg-row-index").value = found.index;
+        $("pg-reference").hidden = false;
+        $("pg-reference-source").textContent = found.dataset + ", row " + found.index;
+        var ref = found.reference_answer;
+        $("pg-reference-text").textContent = ref === null || ref === undefined ? "(no reference answer)" :
+          (typeof ref === "string" ? ref : JSON.stringify(ref, null, 2));
+      })
+      .catch(function () { showError("Could not load the row."); });
+  }
+  $("pg-load-row").addEventListener("click", function () { loadRow($("pg-row-index").value || 0); });
+  $("pg-random-row").addEventListener("click", function () {
+    var option = settingsForm.elements.dataset.selectedOptions[0];
+    var rows = option ? Number(option.dataset.rows || 0) : 0;
+    loadRow(rows > 0 ? Math.floor(Math.random() * rows) : 0);
+  });
+  $("pg-clear-row").addEventListener("click", function () { row = null; $("pg-reference").hidden = true; });
+
+  setState("connecting…", "muted");
+  connect();
+})();
