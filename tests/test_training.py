@@ -185,4 +185,4 @@ def test_the_arithmetic_demo_config_beats_bedrocks_claimed_gain_headless(
     summary = json.loads(out.getvalue().strip().splitlines()[-1])
     assert summary["status"] == "completed", out.getvalue()
     assert summary["final"]["accuracy"] >= 1.66 * summary["base"]["accuracy"], summary
-    assert summary["steps"] > 0 and summary["seconds"] < 300
+    assert summary["steps"] > 0  # how long it takes is a benchmark (bench/), not a test
