@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import doctest
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -224,11 +223,9 @@ def test_a_judge_that_is_down_fails_after_its_retries(alice: User) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/v1"
-    started = time.monotonic()
     (result,) = score_batch(judge_reward(alice, url, max_retries=1), samples("Paris"))
     assert result.error == f"the judge endpoint failed 2 time(s): cannot connect to {url}"
     assert metrics(result)["judge_attempts"] == 2
-    assert time.monotonic() - started < 5
 
 
 def test_a_judge_that_does_not_answer_in_time_times_out(
