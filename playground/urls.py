@@ -2,11 +2,12 @@
 
 from django.urls import path
 
-from playground import openai_api, views
+from playground import openai_api, views, views_logs
 
 deployments_patterns = (
     [
         path("", views.deployment_list, name="list"),
+        path("logs/", views_logs.log_list, name="logs"),
         path("deploy/<int:model_id>/", views.deploy_model, name="deploy"),
         path("<int:deployment_id>/logging/", views.deployment_logging, name="logging"),
         path("<int:deployment_id>/delete/", views.deployment_delete, name="delete"),
