@@ -28,11 +28,12 @@ def run_task(task: str) -> dict:
             **os.environ,
             "RFT_DATA_DIR": data_dir,
             "RFT_STARTER_CACHE": os.environ.get("RFT_STARTER_CACHE", str(ROOT / ".cache/starter")),
-            "RFT_ADMIN_PASSWORD": "bench-only",
+            "DJANGO_SUPERUSER_PASSWORD": "bench-only",
             "DJANGO_SETTINGS_MODULE": "rftconsole.settings",
         }
         manage = [sys.executable, str(ROOT / "manage.py")]
-        for command in (["migrate", "-v0"], ["bootstrap_starter", "--no-progress"]):
+        admin = ["createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com"]
+        for command in (["migrate", "-v0"], admin, ["bootstrap_starter", "--no-progress"]):
             subprocess.run([*manage, *command], env=env, check=True, capture_output=True)
         started = time.monotonic()
         done = subprocess.run(

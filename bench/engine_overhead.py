@@ -90,7 +90,7 @@ print(json.dumps({"step_seconds": [p.values["step_seconds"] for p in points],
 def environment(data_dir: str) -> dict[str, str]:
     cache = os.environ.get("RFT_STARTER_CACHE", str(ROOT / ".cache/starter"))
     return {**os.environ, "RFT_DATA_DIR": data_dir, "RFT_STARTER_CACHE": cache,
-            "RFT_ADMIN_PASSWORD": "bench-only", "PYTHONPATH": str(ROOT)}  # fmt: skip
+            "DJANGO_SUPERUSER_PASSWORD": "bench-only", "PYTHONPATH": str(ROOT)}  # fmt: skip
 
 
 def ours(steps: int, data_dir: str) -> dict:
@@ -130,6 +130,8 @@ def main() -> None:
             env = environment(data_dir)
             manage = [sys.executable, str(ROOT / "manage.py")]
             subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
+            admin = ["createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com"]
+            subprocess.run([*manage, *admin], env=env, check=True, capture_output=True)
             subprocess.run([*manage, "bootstrap_starter", "--no-progress"], env=env, check=True,
                            capture_output=True)  # fmt: skip
             artifacts = next(Path(env["RFT_STARTER_CACHE"]).glob("v*-seed0"))
