@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The starter objects belong to the first admin (password from DJANGO_SUPERUSER_PASSWORD).
+ADMIN = ["createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com"]
 
 
 def run_task(task: str) -> dict:
@@ -32,8 +34,7 @@ def run_task(task: str) -> dict:
             "DJANGO_SETTINGS_MODULE": "rftconsole.settings",
         }
         manage = [sys.executable, str(ROOT / "manage.py")]
-        admin = ["createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com"]
-        for command in (["migrate", "-v0"], admin, ["bootstrap_starter", "--no-progress"]):
+        for command in (["migrate", "-v0"], ADMIN, ["bootstrap_starter", "--no-progress"]):
             subprocess.run([*manage, *command], env=env, check=True, capture_output=True)
         started = time.monotonic()
         done = subprocess.run(

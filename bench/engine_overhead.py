@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The starter objects belong to the first admin (password from DJANGO_SUPERUSER_PASSWORD).
+ADMIN = ["createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com"]
 SETTINGS = {  # the CPU defaults of the arithmetic demo (examples/arithmetic.yaml)
     "batchSize": 64,
     "trainingSamplePerPrompt": 8,
@@ -130,8 +132,7 @@ def main() -> None:
             env = environment(data_dir)
             manage = [sys.executable, str(ROOT / "manage.py")]
             subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
-            admin = ["createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com"]
-            subprocess.run([*manage, *admin], env=env, check=True, capture_output=True)
+            subprocess.run([*manage, *ADMIN], env=env, check=True, capture_output=True)
             subprocess.run([*manage, "bootstrap_starter", "--no-progress"], env=env, check=True,
                            capture_output=True)  # fmt: skip
             artifacts = next(Path(env["RFT_STARTER_CACHE"]).glob("v*-seed0"))
