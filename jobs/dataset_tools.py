@@ -67,12 +67,9 @@ def remove_dataset(dataset: Dataset) -> None:
 
 def prompt_lengths(dataset: Dataset, entry: ModelEntry, rows: int = STATS_ROWS) -> list[int]:
     """Prompt lengths in `entry`'s tokenizer, chat template applied, for the first `rows` rows."""
-    from jobs.generation import load_tokenizer
+    from jobs.generation import load_tokenizer, tokenizer_dir
 
-    tokenizer_dir = entry.path
-    if entry.is_adapter and not Path(entry.path, "tokenizer_config.json").exists():
-        tokenizer_dir = entry.base.path  # type: ignore[union-attr]
-    tokenizer = load_tokenizer(tokenizer_dir)
+    tokenizer = load_tokenizer(tokenizer_dir(entry))
     return [
         len(_prompt_ids(tokenizer, prompt_messages(row)))
         for row in islice(iter_rows(dataset), rows)

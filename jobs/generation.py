@@ -39,6 +39,14 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+def tokenizer_dir(entry: ModelEntry) -> str:
+    """An adapter without its own tokenizer files uses its base model's."""
+    if entry.is_adapter and not Path(entry.path, "tokenizer_config.json").exists():
+        assert entry.base is not None, "a tuned adapter always points at its base"
+        return entry.base.path
+    return entry.path
+
+
 def load_for_inference(entry: ModelEntry) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     if entry.status != ModelEntry.Status.READY:
         raise ModelLoadError(f"Model {entry.name!r} is {entry.get_status_display().lower()}.")
@@ -61,11 +69,8 @@ def _load_adapter(entry: ModelEntry) -> tuple[PreTrainedModel, PreTrainedTokeniz
     assert entry.base is not None, "a tuned adapter always points at its base"
     base, _ = load_for_inference(entry.base)
     model = PeftModel.from_pretrained(base, entry.path)
-    tokenizer_dir = (
-        entry.path if Path(entry.path, "tokenizer_config.json").exists() else entry.base.path
-    )
     model.eval()
-    return model, load_tokenizer(tokenizer_dir)
+    return model, load_tokenizer(tokenizer_dir(entry))
 
 
 def chat_prompts(
