@@ -28,10 +28,11 @@ clean-venv:
 	rm -rf $(VENV)
 
 # The production path: PostgreSQL + an external Redis (both must be running; see README "Scale out").
+# The browser tests start their own console like `make up` (embedded), so `make test` covers them.
 PRODUCTION_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/rftconsole
 PRODUCTION_REDIS_URL ?= redis://127.0.0.1:6379/7
 
 .PHONY: test-production
 test-production: $(STAMP)
 	psql "$(PRODUCTION_DATABASE_URL)" -c "select 1" >/dev/null 2>&1 || createdb -h 127.0.0.1 -U postgres rftconsole
-	DATABASE_URL="$(PRODUCTION_DATABASE_URL)" REDIS_URL="$(PRODUCTION_REDIS_URL)" $(PY) -m pytest
+	DATABASE_URL="$(PRODUCTION_DATABASE_URL)" REDIS_URL="$(PRODUCTION_REDIS_URL)" $(PY) -m pytest -m "not browser"

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+PRODUCTION_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+
+
+def manage(*args: str) -> list[str]:
+    return [sys.executable, str(REPO / "manage.py"), *args]
+
+
+def embedded_env(data_dir: Path, admin_password: str = "up-test-password") -> dict[str, str]:
+    """The environment of a console started like `make up`: embedded SQLite and Redis."""
+    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_VARIABLES}
+    env.update(RFT_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="rftconsole.settings")
+    env["RFT_ADMIN_PASSWORD"] = admin_password
+    return env
 
 
 def free_port() -> int:

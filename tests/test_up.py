@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
-from tests.processes import alive, free_port, http_status, process_tree, wait_until
+from tests.processes import (
+    alive,
+    embedded_env,
+    free_port,
+    http_status,
+    manage,
+    process_tree,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("starter_artifacts")]
-
-PRODUCTION_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
-
-
-def embedded_env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_VARIABLES}
-    env.update(RFT_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="rftconsole.settings")
-    env["RFT_ADMIN_PASSWORD"] = "up-test-password"
-    return env
-
-
-def manage(*args: str) -> list[str]:
-    return [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *args]
 
 
 def test_up_serves_the_console_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
