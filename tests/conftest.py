@@ -57,3 +57,13 @@ def starter_artifacts() -> Path:
 @pytest.fixture
 def admin(db: None) -> User:
     return User.objects.create_superuser("admin", "", PASSWORD)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the tables tests recorded (tests/reports.py), e.g. what each hostile reward did."""
+    from tests import reports
+
+    for report in sorted(reports.REPORTS):
+        terminalreporter.write_sep("-", f"report: {report}")
+        terminalreporter.write_line(reports.markdown(report))
+    reports.save_all()

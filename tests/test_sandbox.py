@@ -7,12 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 
 from rewards.code import CodeError, detect_interface
 from rewards.models import RewardFunction
-from rewards.sandbox.runner import Limits, SandboxError, SandboxPool
+from rewards.sandbox.runner import Limits, SandboxPool
 from rewards.scoring import Sample, score_batch
 from rewards.services import create_reward
 
@@ -116,58 +115,6 @@ def test_a_grade_file_scores_each_row(pool: SandboxPool) -> None:
 def test_the_interface_is_detected_without_running_the_code(code: str, message: str) -> None:
     with pytest.raises(CodeError, match=re.escape(message)):
         detect_interface(code)
-
-
-def grade_body(body: str) -> str:
-    lines = "\n".join(f"    {line}" for line in body.strip().splitlines())
-    return f"import os, socket, signal\n\ndef grade(sample, item):\n{lines}\n    return 1.0\n"
-
-
-SECRET_FILE = str(Path(settings.DATA_DIR) / "secret_key")
-DB_FILE = str(settings.DATABASES["default"]["NAME"])
-SETTINGS_FILE = str(Path(settings.BASE_DIR) / "rftconsole" / "settings.py")
-HOSTILE = {
-    "infinite loop": ("while True:\n    pass", "timed out after 3 s"),
-    "memory bomb": ("x = bytearray(4 * 1024**3)", "MemoryError"),
-    "slow memory growth": ("x = []\nwhile True:\n    x.append(' ' * 10**6)", "MemoryError"),
-    "fork bomb": ("while True:\n    os.fork()", "BlockingIOError"),
-    "read the secret key": (f"open({SECRET_FILE!r}).read()", "Error"),
-    "read the database": (f"open({DB_FILE!r}, 'rb').read()", "Error"),
-    "read the settings": (f"open({SETTINGS_FILE!r}).read()", "Error"),
-    "read the environment": (
-        "assert sorted(os.environ) == ['LANG'], sorted(os.environ)\nraise RuntimeError('env is empty')",
-        "env is empty",
-    ),
-    "open a network socket": (
-        "socket.create_connection(('127.0.0.1', 6379), timeout=2)",
-        "Network is unreachable",
-    ),
-    "resolve a host name": ("socket.getaddrinfo('pypi.org', 443)", "gaierror"),
-    "kill the parent": (
-        "os.kill(os.getppid(), signal.SIGKILL)\nfor pid in range(2, 3000):\n    try:\n        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass\nraise RuntimeError('nothing to kill')",
-        "nothing to kill",
-    ),
-    "write outside its temp dir": (
-        f"open({str(Path(settings.BASE_DIR) / 'pwned.txt')!r}, 'w').write('x')",
-        "Error",
-    ),
-    "write to /etc": ("open('/etc/pwned', 'w').write('x')", "Error"),
-    "exit the process": ("os._exit(3)", "exited with code 3"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_code_is_contained_with_a_clear_error(pool: SandboxPool, case: str) -> None:
-    body, expected = HOSTILE[case]
-    try:
-        reply = run(pool, grade_body(body))
-        message = reply.get("error") or reply["results"][0].get("error", "")
-    except SandboxError as error:
-        message = str(error)
-    assert expected in message, message
-    assert not Path(settings.BASE_DIR, "pwned.txt").exists() and not Path("/etc/pwned").exists()
-    assert run(pool, GRADE)["results"][0]["score"] == 1.0  # the pool still works afterwards
-    assert os.getppid() > 1  # and this process is alive and unharmed
 
 
 @pytest.mark.parametrize(
