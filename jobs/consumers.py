@@ -115,8 +115,11 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        """The page only listens; anything it sends is ignored."""
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        """The page only listens: anything sent, garbage and binary frames included, is ignored
+        (decoding it first would let a bad frame crash the consumer and close the socket)."""
 
     async def job_event(self, message: dict[str, Any]) -> None:
         await self.send_json(message["payload"])

@@ -78,6 +78,8 @@ def _coerce(param: Param, value: Any) -> Any:
 def resolve(given: dict[str, Any], profile: Profile) -> tuple[dict[str, Any], dict[str, str]]:
     """Defaults for what is missing; returns (values, errors by field name)."""
     values, errors = defaults(profile), {}
+    if not isinstance(given, dict):
+        return values, {"hyperparameters": "must be an object of name: value pairs"}
     for name, value in given.items():
         param = BY_NAME.get(name)
         if param is None:
