@@ -15,6 +15,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 
+from jobs import storage
 from jobs.datasets import DatasetError, check_name, import_lines
 from jobs.models import Dataset, Job, ModelEntry
 from rewards.scoring import prompt_messages
@@ -24,10 +25,7 @@ HISTOGRAM_BINS = 30
 
 
 def iter_rows(dataset: Dataset) -> Iterator[dict[str, Any]]:
-    with open(dataset.path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)
+    return storage.iter_rows(dataset.path)
 
 
 def page_of_rows(dataset: Dataset, offset: int, limit: int) -> list[dict[str, Any]]:

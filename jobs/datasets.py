@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 
 from jobs.dataformat import SHAPE_NAMES, RowError, to_chat
 from jobs.models import Dataset
+from jobs.storage import TextSink, open_for_write
 from rftconsole.ownership import owned
 
 LISTED_PROBLEMS = 100
@@ -75,7 +76,7 @@ class ImportReport:
         }
 
 
-def read_rows(lines: Iterable[bytes], sink: IO[str] | None) -> ImportReport:
+def read_rows(lines: Iterable[bytes], sink: TextSink | None) -> ImportReport:
     """Check and convert every line; write converted rows to `sink` (when given)."""
     report, ids, limit = ImportReport(), set(), settings.RFT_DATASET_MAX_ROWS
     for number, raw in enumerate(lines, start=1):
@@ -182,7 +183,7 @@ def import_lines(
     stored = dataset_storage(owner) / f"{uuid.uuid4().hex}.jsonl"
     incoming = stored.with_name(f".incoming-{stored.name}")
     try:
-        with incoming.open("w", encoding="utf-8") as sink:
+        with open_for_write(incoming) as sink:  # encrypted when a key is configured
             report = read_rows(lines, sink)
         if not report.ok:
             raise DatasetError(f"{report.problem_count} problems; nothing was stored.", report)

@@ -5,11 +5,9 @@ Accuracy is the fraction of rows whose score reaches the reward version's pass t
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from transformers import PreTrainedModel
@@ -17,6 +15,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from jobs.generation import SamplingSettings, generate_answers, load_for_inference
 from jobs.models import Dataset, ModelEntry
+from jobs.storage import read_rows
 from rewards.models import RewardVersion
 from rewards.scoring import RewardResult, Sample, prompt_messages, score_batch
 
@@ -31,11 +30,6 @@ class EvaluationResult:
 
     def summary(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def pick_rows(rows: list[dict[str, Any]], samples: int | None, seed: int) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from rftconsole.fields import EncryptedJSONField, EncryptedTextField
 from rftconsole.ownership import OwnedModel
 
 
@@ -177,14 +178,17 @@ class MetricPoint(models.Model):
 
 
 class Rollout(models.Model):
-    """A sampled group for the inspector: the prompt, each completion with its reward."""
+    """A sampled group for the inspector: the prompt, each completion with its reward.
+
+    The content fields are encrypted at rest when a key is configured (rftconsole/fields.py).
+    """
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="rollouts")
     step = models.IntegerField()
-    prompt = models.JSONField()
-    reference_answer = models.JSONField(null=True)
-    completions = models.JSONField(help_text="[{text, reward, components, error}]")
-    reward_output = models.TextField(blank=True, help_text="What the reward printed.")
+    prompt = EncryptedJSONField()
+    reference_answer = EncryptedJSONField(null=True)
+    completions = EncryptedJSONField(help_text="[{text, reward, components, error}]")
+    reward_output = EncryptedTextField(blank=True, help_text="What the reward printed.")
 
     class Meta:
         ordering = ["step", "pk"]

@@ -14,6 +14,7 @@ from jobs.api_datasets import imported
 from jobs.dataset_tools import page_of_rows, remove_dataset, split_dataset, token_stats
 from jobs.datasets import DatasetError
 from jobs.models import Dataset, ModelEntry
+from jobs.storage import open_plain
 from rftconsole.audit import audit
 from rftconsole.ownership import get_owned_or_404, owned
 
@@ -116,7 +117,7 @@ def download_response(request: HttpRequest, dataset: Dataset) -> FileResponse:
     """The stored rows (chat format) as a JSONL file; downloads are audited."""
     audit(request.user, "dataset.download", f"dataset {dataset.pk} {dataset.name}", request)
     return FileResponse(
-        open(dataset.path, "rb"),  # noqa: SIM115 - FileResponse closes it
+        open_plain(dataset.path),  # plain JSONL even when stored encrypted; FileResponse closes it
         as_attachment=True,
         filename=f"{dataset.name}.jsonl",
         content_type="application/jsonl",

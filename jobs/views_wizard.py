@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -28,6 +27,7 @@ from jobs.wizard import (
 from rewards.library import TEMPLATES
 from rewards.models import RewardFunction
 from rewards.testbench import TestBenchError, start_test
+from rftconsole.crypto import at_rest_enabled
 from rftconsole.ownership import get_owned_or_404, owned
 
 
@@ -87,7 +87,7 @@ def _context(request: HttpRequest, draft: JobDraft, step: str, errors: dict) -> 
     elif step == "hyperparameters":
         context["params"] = _params(draft)
     elif step == "security":
-        context["encryption"] = bool(getattr(settings, "RFT_ENCRYPT_DATA", False))
+        context["encryption"] = at_rest_enabled()
     elif step == "review":
         context["plan"] = plan(draft)
         context["field_steps"] = {

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import models
 
+from rftconsole.fields import EncryptedJSONField, EncryptedTextField
 from rftconsole.ownership import OwnedModel
 
 METADATA_MAX_KEYS = 16  # Bedrock's limit on requestMetadata
@@ -42,7 +43,11 @@ def check_metadata(metadata: Any) -> None:
 
 
 class InvocationLog(OwnedModel):
-    """One request to a deployment: what was asked, what came back, and how the user rated it."""
+    """One request to a deployment: what was asked, what came back, and how the user rated it.
+
+    `request` and `response_text` are encrypted at rest when a key is configured; the metadata
+    stays plain so that filters run in SQL (it is meant for tags such as a project name).
+    """
 
     class Feedback(models.TextChoices):
         NONE = "", "None"
@@ -50,8 +55,8 @@ class InvocationLog(OwnedModel):
         DOWN = "down", "Thumbs down"
 
     deployment = models.CharField(max_length=100, help_text="The deployment the request went to.")
-    request = models.JSONField(help_text="The OpenAI chat request body: messages and sampling.")
-    response_text = models.TextField(blank=True)
+    request = EncryptedJSONField(help_text="The OpenAI chat request body: messages and sampling.")
+    response_text = EncryptedTextField(blank=True)
     request_metadata = models.JSONField(
         default=dict, blank=True, help_text="Up to 16 string → string pairs, for filtering."
     )

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import Dataset, ModelEntry
+from jobs.storage import iter_lines
 from rewards.models import RewardTest, RewardVersion
 from rewards.scoring import RewardConfigError, RewardResult, Sample, prompt_messages, score_batch
 
@@ -30,15 +31,12 @@ class TestBenchError(ValueError):
 def first_rows(dataset: Dataset, count: int, start: int = 0) -> list[dict[str, Any]]:
     """Rows `start`..`start+count` of a dataset, read lazily (datasets can be large)."""
     rows = []
-    with open(dataset.path, encoding="utf-8") as handle:
-        lines = (line for line in handle if line.strip())
-        for number, line in enumerate(islice(lines, start, start + count), start=start + 1):
-            try:
-                rows.append(json.loads(line))
-            except ValueError as error:
-                raise TestBenchError(
-                    f"Row {number} of {dataset.name} is not JSON: {error}"
-                ) from None
+    lines = (line for line in iter_lines(dataset.path) if line.strip())
+    for number, line in enumerate(islice(lines, start, start + count), start=start + 1):
+        try:
+            rows.append(json.loads(line))
+        except ValueError as error:
+            raise TestBenchError(f"Row {number} of {dataset.name} is not JSON: {error}") from None
     return rows
 
 

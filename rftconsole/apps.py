@@ -7,3 +7,6 @@ class RftConsoleConfig(AppConfig):
 
     def ready(self) -> None:
         from rftconsole import audit  # noqa: F401 - connects the login signals
+        from rftconsole.crypto import check_keys
+
+        check_keys()  # a bad encryption key stops every process at start, not at first upload

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from pathlib import Path
 
@@ -199,7 +200,11 @@ FILE_UPLOAD_HANDLERS = [
     "jobs.uploads.SizeLimitUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
+# Encryption at rest (rftconsole/crypto.py): one or more comma-separated Fernet keys, or a file
+# with one key per line; the first key encrypts, all decrypt. Unset: only judge API keys are
+# encrypted, with a key derived from SECRET_KEY.
 RFT_ENCRYPTION_KEY = env_str("RFT_ENCRYPTION_KEY")
+RFT_ENCRYPTION_KEY_FILE = os.path.expanduser(env_str("RFT_ENCRYPTION_KEY_FILE"))
 # Deployments (see playground/inference.py for where inference runs and the GPU policy).
 # Sets of full weights kept in memory per web process, least recently used evicted first.
 RFT_INFERENCE_MAX_MODELS = env_int("RFT_INFERENCE_MAX_MODELS", 2, minimum=1)

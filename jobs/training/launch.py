@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import islice
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -17,6 +18,7 @@ from django.utils import timezone
 from jobs.actions import enqueue
 from jobs.dataset_tools import prompt_lengths
 from jobs.models import Dataset, Job, JobEvent, ModelEntry
+from jobs.storage import iter_rows
 from jobs.training import hyperparameters
 from rewards.models import RewardVersion
 from rewards.scoring import RewardConfigError, Sample, score_batch
@@ -95,8 +97,7 @@ def long_prompts(base: ModelEntry, dataset: Dataset, limit: int) -> int:
 
 def reward_dry_run(reward: RewardVersion, dataset: Dataset) -> str:
     """Score the first 2 rows (their reference answer as the answer): it must run cleanly."""
-    with open(dataset.path, encoding="utf-8") as handle:
-        rows = [json.loads(line) for line, _ in zip(handle, range(2), strict=False)]
+    rows = list(islice(iter_rows(dataset.path), 2))
     samples = [
         Sample(str(i), _as_text(row.get("reference_answer")), row) for i, row in enumerate(rows)
     ]

@@ -175,7 +175,7 @@ class SandboxWorker:
         except subprocess.TimeoutExpired:
             self.kill()
             return "the reward process stopped answering"
-        if 128 < code < 256:  # the namespace's init passes a child's death by signal on as 256 - sig
+        if 128 < code < 256:  # the namespace's init reports a child killed by signal N as 256 - N
             code -= 256
         detail = {
             -signal.SIGKILL: "killed (out of memory, or a limit was hit)",
