@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up test lint format clean-venv
+.PHONY: up test test-reliability lint format clean-venv
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ up: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Faults, load, hostile code, bad input and the privacy sweep (all also in `make test`), with their
+# reports (what was tried, what was lost) printed and saved under reports/ for RELIABILITY.md.
+test-reliability: $(STAMP)
+	RFT_REPORT_DIR=reports $(PY) -m pytest -m reliability
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -84,8 +84,8 @@ def launch_chromium(playwright: Playwright) -> Browser:
     )
 
 
-def new_context(browser: Browser, console: Console) -> BrowserContext:
-    context = browser.new_context(base_url=console.url, viewport={"width": 1360, "height": 900})
+def new_context(browser: Browser, base_url: str) -> BrowserContext:
+    context = browser.new_context(base_url=base_url, viewport={"width": 1360, "height": 900})
     context.set_default_timeout(60_000)
     return context
 
@@ -96,6 +96,20 @@ def log_in(page: Page, username: str, password: str) -> None:
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login/" not in url)
+
+
+def chart_points(page: Page, chart: str) -> int:
+    return int(page.evaluate(f"document.getElementById('{chart}').data?.[0]?.x?.length ?? 0"))
+
+
+def wait_for_chart_points(page: Page, chart: str, more_than: int, timeout_s: float) -> int:
+    """Wait on the chart's own data (what Plotly drew), never on a sleep."""
+    page.wait_for_function(
+        "([id, n]) => (document.getElementById(id).data?.[0]?.x?.length ?? 0) > n",
+        arg=[chart, more_than],
+        timeout=timeout_s * 1000,
+    )
+    return chart_points(page, chart)
 
 
 def screenshot(page: Page, name: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from django.conf import settings
@@ -12,6 +13,7 @@ from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE
 from rftconsole.embedded_redis import prepare_socket, redis_ready, redis_server_argv
 from rftconsole.management.commands.up import celery_worker_argv, worker_answers
 from rftconsole.supervisor import Child, Supervisor
+from tests.processes import http_status
 
 
 def test_database_url() -> str:
@@ -58,3 +60,13 @@ def start_worker(
     worker = Child(name, argv, log_dir / f"worker-{queue}-{generation}.log", ready)
     supervisor.start(worker, 120)
     return worker
+
+
+def start_web(supervisor: Supervisor, port: int, log_dir: Path, generation: int = 1) -> Child:
+    """Daphne serving the console on `port`, as `manage.py up` starts it."""
+    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+    argv.append("rftconsole.asgi:application")
+    ready = lambda: http_status(f"http://127.0.0.1:{port}/login/") == 200  # noqa: E731
+    web = Child(f"daphne-{generation}", argv, log_dir / f"daphne-{generation}.log", ready)
+    supervisor.start(web, 120)
+    return web

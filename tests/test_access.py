@@ -7,6 +7,8 @@ from django.test import Client
 
 from tests.routes import all_paths
 
+pytestmark = pytest.mark.reliability
+
 PUBLIC = {"/login/"}
 # The OpenAI-compatible endpoint authenticates with API keys only and answers in OpenAI's JSON.
 OPENAI_PREFIX = "/v1/"

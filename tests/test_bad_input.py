@@ -25,6 +25,8 @@ from tests.job_rows import make_job
 from tests.reports import record
 from tests.test_live import IN_MEMORY, announce_point, session_headers, socket_for
 
+pytestmark = pytest.mark.reliability
+
 REPORT = ("bad-input", ("Input", "Answer", "Changed"))
 POST_ROUTES = [
     "/api/jobs/",

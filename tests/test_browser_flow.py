@@ -17,11 +17,13 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.browser import (
     Console,
+    chart_points,
     launch_chromium,
     log_in,
     new_context,
     running_console,
     screenshot,
+    wait_for_chart_points,
 )
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser, pytest.mark.usefixtures("starter_artifacts")]
@@ -54,7 +56,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def alice_page(browser: Browser, console: Console) -> Iterator[Page]:
-    context = new_context(browser, console)
+    context = new_context(browser, console.url)
     page = context.new_page()
     log_in(page, "alice", PASSWORD)
     yield page
@@ -71,19 +73,6 @@ def needs(flow: SimpleNamespace, *names: str) -> None:
     missing = [name for name in names if not hasattr(flow, name)]
     if missing:
         pytest.fail(f"an earlier step failed to make {', '.join(missing)}", pytrace=False)
-
-
-def chart_points(page: Page, chart: str) -> int:
-    return int(page.evaluate(f"document.getElementById('{chart}').data?.[0]?.x?.length ?? 0"))
-
-
-def wait_for_chart_points(page: Page, chart: str, more_than: int, timeout_s: float) -> int:
-    page.wait_for_function(
-        "([id, n]) => (document.getElementById(id).data?.[0]?.x?.length ?? 0) > n",
-        arg=[chart, more_than],
-        timeout=timeout_s * 1000,
-    )
-    return chart_points(page, chart)
 
 
 def test_1_alice_uploads_the_gsm8k_sample_and_sees_its_preview(
@@ -255,7 +244,7 @@ def test_7_alices_pages_are_not_found_for_bob_and_closed_to_strangers(
     names = ("dataset_url", "reward_url", "job_url", "rollouts_url", "model_url", "session_url")
     needs(flow, *names)
     urls = [getattr(flow, name) for name in names]
-    stranger = new_context(browser, console)
+    stranger = new_context(browser, console.url)
     page = stranger.new_page()
     for url in urls:
         page.goto(url)

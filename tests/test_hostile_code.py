@@ -18,6 +18,8 @@ from django.conf import settings
 from rewards.sandbox.runner import Limits, SandboxError, SandboxPool
 from tests.reports import record
 
+pytestmark = pytest.mark.reliability
+
 REPORT = ("hostile-reward-code", ("Case", "Contained", "What happened"))
 ROW = {"messages": [{"role": "user", "content": "2 + 5?"}], "ground_truth": "7"}
 GOOD = "def grade(sample, item):\n    return 1.0 if item['ground_truth'] in sample['output_text'] else 0.0\n"

@@ -18,7 +18,11 @@ from playground.models import InvocationLog
 from rewards.models import RewardTest
 from rewards.services import create_reward
 from rftconsole.services import create_api_key
+from tests.reports import record
 from tests.routes import fill, parameter_names, route_templates
+
+pytestmark = pytest.mark.reliability
+REPORT = ("privacy-sweep", ("Route (alice's object)", "Bob's method", "Answer", "Leaked"))
 
 SECRET = "alice-private-7f3a"  # in every name of hers: it must never show up for bob
 # Parameters that do not name an owned object, and what to put there.
@@ -124,10 +128,14 @@ def test_bob_gets_nothing_from_any_route_naming_alices_object(
     template: str, alices: dict[str, Any], bob_client: Client
 ) -> None:
     path = filled(template, alices)
+    answers = {}
     for method in ("get", "post", "delete"):
         response = getattr(bob_client, method)(path)
+        answers[method.upper()] = response.status_code
+        leaked = SECRET in response.content.decode(errors="replace")
+        record(*REPORT, template, method.upper(), response.status_code, "yes" if leaked else "no")
         assert response.status_code in {403, 404, 405}, f"{method.upper()} {path}"
-        assert SECRET not in response.content.decode(errors="replace"), f"{method.upper()} {path}"
+        assert not leaked, f"{method.upper()} {path}"
     assert Job.objects.get(pk=alices["job"].pk).status == Job.Status.TRAINING
     for kind, obj in alices.items():
         assert type(obj).objects.filter(pk=obj.pk).exists(), f"{kind} deleted by {path}"

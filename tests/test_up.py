@@ -18,6 +18,7 @@ from tests.processes import (
     process_tree,
     wait_until,
 )
+from tests.reports import record
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("starter_artifacts")]
 
@@ -91,6 +92,7 @@ def test_up_refuses_a_port_that_is_taken(tmp_path: Path) -> None:
     assert f"Port {port} on 127.0.0.1 is already in use" in result.stderr
 
 
+@pytest.mark.reliability
 def test_up_names_a_process_that_dies_and_stops_the_others(tmp_path: Path) -> None:
     port, env = free_port(), embedded_env(tmp_path / "var")
     log = (tmp_path / "up.log").open("w+")
@@ -106,6 +108,10 @@ def test_up_names_a_process_that_dies_and_stops_the_others(tmp_path: Path) -> No
         if up.poll() is None:
             up.kill()
     output = (tmp_path / "up.log").read_text()
+    left = alive(tree[1:])
+    record("faults", ("Fault", "Tried", "Lost"), "embedded Redis SIGKILLed under `up`", "1 kill",
+           f"`up` said “✗ redis killed by SIGKILL.”: {'✗ redis killed' in output}; exit "
+           f"{returncode}; {len(left)} processes left behind")  # fmt: skip
     assert returncode == 1, output
     assert "✗ redis killed by SIGKILL." in output
     assert "All processes stopped." in output

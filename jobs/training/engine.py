@@ -6,6 +6,7 @@ last checkpoint when there is one) → Evaluating → the best checkpoint become
 
 from __future__ import annotations
 
+import errno
 import logging
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,19 @@ def run_job(job: Job) -> None:
         set_status(job, Job.Status.FAILED, message=str(failure))
     except Exception as error:  # noqa: BLE001 - any crash fails the job with its reason
         logger.exception("job %s crashed", job.pk)
-        set_status(job, Job.Status.FAILED, message=f"{type(error).__name__}: {error}")
+        set_status(job, Job.Status.FAILED, message=failure_reason(error))
+
+
+def failure_reason(error: Exception) -> str:
+    # A full disk surfaces as OSError from torch.save, or as a library's own error (safetensors
+    # wraps it) that only says "No space left on device" in its text.
+    text = f"{type(error).__name__}: {error}"
+    if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in text:
+        return (
+            f"The disk is full ({text}). Free space under the data directory and start the job "
+            "again; the checkpoints saved before are intact."
+        )
+    return text
 
 
 def _run(job: Job) -> None:
