@@ -97,6 +97,14 @@ def test_bootstrap_registers_everything_for_the_first_admin_once(
     assert ModelEntry.objects.count() == 1 and Dataset.objects.count() == 6
 
 
+@pytest.mark.django_db
+def test_build_only_makes_the_artifacts_and_registers_nothing(starter_artifacts: Path) -> None:
+    out = io.StringIO()
+    call_command("bootstrap_starter", "--build-only", "--no-progress", stdout=out)
+    assert out.getvalue() == f"Starter artifacts ready: {starter_artifacts}\n"
+    assert not ModelEntry.objects.exists() and not Dataset.objects.exists()
+
+
 @pytest.mark.parametrize("task", ["arithmetic", "extraction"])
 def test_the_starter_is_pretty_good_but_inconsistent(
     admin: User, starter_artifacts: Path, task: str

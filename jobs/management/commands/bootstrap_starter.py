@@ -23,10 +23,19 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=Recipe.seed)
         parser.add_argument("--user", help="Owner of the starter objects (default: first admin).")
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
+        parser.add_argument(
+            "--build-only",
+            action="store_true",
+            help="Only build the artifacts into the cache (no database needed); register nothing.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        owner = acting_user(options["user"])
         recipe = Recipe(seed=options["seed"])
+        if options["build_only"]:
+            artifacts = ensure_artifacts(recipe, show_progress=not options["no_progress"])
+            self.stdout.write(f"Starter artifacts ready: {artifacts}")
+            return
+        owner = acting_user(options["user"])
         started = time.monotonic()
         if not is_built(artifacts_dir(recipe)):
             self.stdout.write("Building the starter model and demo tasks (first run only)…")
