@@ -79,8 +79,10 @@ def database_from_url(url: str) -> dict[str, object]:
             "PASSWORD": unquote(parsed.password or ""),
             "HOST": parsed.hostname or "",
             "PORT": str(parsed.port or ""),
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
+            # No persistent connections: under ASGI every request runs in a thread of its own, so a
+            # connection kept per thread outlives its request; 50 concurrent page loads then ran
+            # PostgreSQL out of connection slots (tests/test_load.py). Django's advice for ASGI.
+            "CONN_MAX_AGE": 0,
         }
     raise ImproperlyConfigured(
         f"DATABASE_URL scheme {parsed.scheme!r} is not supported (use postgres:// or sqlite:///)."
