@@ -1,156 +1,157 @@
 """Engine overhead: our job engine vs a plain `trl.GRPOTrainer` script, side by side.
 
 Both train the cached starter model on the arithmetic demo rows with the same GRPO settings,
-LoRA adapter and seed, for the same number of steps. Ours runs through `manage.py train` (the
-workers' Celery task: database metrics, live events, rollout storage, the reward bridge); the plain
-script calls the same grader function directly. Reported: median seconds per training step
-(ratio, goal ≤ 1.05) and the largest difference between the two per-step mean-reward curves
-(goal ≈ 0: same seed, same data order, same reward).
+LoRA adapter, precision (fp32 on a CPU) and seed, for the same number of steps. Ours runs through
+`manage.py train` (the workers' Celery task, in-process) with everything on: database metrics,
+live events (an embedded Redis is running, so every point is really published), rollout storage,
+the reward bridge. The plain script calls the same grader function directly. Both time a step the
+same way: from one logged step to the next. Runs alternate (ours first, then plain first) to
+spread drift on a noisy machine.
 
-    .venv/bin/python bench/engine_overhead.py [--steps 30] [--repeats 3]
+Reported: the median over repeats of the median seconds per step (ratio, goal ≤ 1.05) and the
+largest difference between the two per-step mean-reward curves (goal ≈ 0: same seed, same data
+order, same reward, same numerics). With --profile, one more run of ours under cProfile shows
+what our per-step code costs (the callback, the reward bridge) next to the step itself.
+
+    .venv/bin/python bench/engine_overhead.py [--steps 20] [--repeats 3] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import pstats
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# The starter objects belong to the first admin (password from DJANGO_SUPERUSER_PASSWORD).
-ADMIN = ["createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com"]
-SETTINGS = {  # the CPU defaults of the arithmetic demo (examples/arithmetic.yaml)
-    "batchSize": 64,
-    "trainingSamplePerPrompt": 8,
-    "learningRate": 0.001,
-    "inferenceMaxTokens": 48,
-    "temperature": 1.0,
-    "loraRank": 16,
-    "loraAlpha": 32,
-    "seed": 0,
-    "evalInterval": 100,  # no validation inside the measured steps
-}
-
-PLAIN = r"""
-import json, sys, time
-import torch
-from datasets import Dataset
-from peft import LoraConfig
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-from trl import GRPOConfig, GRPOTrainer
-from rewards.graders import final_answer_match
-
-model_dir, rows_file, out_dir = sys.argv[1], sys.argv[2], sys.argv[4]
-steps, s = int(sys.argv[3]), json.loads(sys.argv[5])
-rows = [json.loads(line) for line in open(rows_file) if line.strip()]
-def prompt(row):
-    users = [i for i, m in enumerate(row["messages"]) if m["role"] == "user"]
-    return row["messages"][: users[-1] + 1]
-data = Dataset.from_list([{"prompt": prompt(r), "row": json.dumps(r)} for r in rows])
-def reward(prompts, completions, row, **_):
-    return [final_answer_match(c[0]["content"] if isinstance(c, list) else c, json.loads(r)).score
-            for c, r in zip(completions, row)]
-reward.__name__ = "reward"
-class Clock(TrainerCallback):
-    def __init__(self): self.times = []
-    def on_step_begin(self, *a, **k): self.started = time.monotonic()
-    def on_step_end(self, *a, **k): self.times.append(time.monotonic() - self.started)
-clock = Clock()
-tokenizer = AutoTokenizer.from_pretrained(model_dir)
-tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-tokenizer.padding_side = "left"
-config = GRPOConfig(output_dir=out_dir, max_steps=steps, per_device_train_batch_size=s["batchSize"],
-    num_generations=s["trainingSamplePerPrompt"], max_completion_length=s["inferenceMaxTokens"],
-    learning_rate=s["learningRate"], lr_scheduler_type="constant", temperature=s["temperature"],
-    beta=0.0, loss_type="dapo", seed=s["seed"], logging_steps=1, save_strategy="no", report_to=[],
-    use_cpu=True, disable_tqdm=True)
-trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
-    reward_funcs=[reward], args=config, train_dataset=data, processing_class=tokenizer,
-    peft_config=LoraConfig(r=s["loraRank"], lora_alpha=s["loraAlpha"], lora_dropout=0.0,
-                           target_modules="all-linear", task_type="CAUSAL_LM"),
-    callbacks=[clock])
-trainer.train()
-rewards = [e["reward"] for e in trainer.state.log_history if "reward" in e]
-print(json.dumps({"step_seconds": clock.times, "rewards": rewards}))
-"""
+from common import (
+    TRAINING_SETTINGS,
+    EmbeddedRedis,
+    environment,
+    manage,
+    mark,
+    plain_trl_argv,
+    prepare_data_dir,
+    shell,
+)
 
 OURS = r"""
-import json, sys
+import json
 from jobs.models import Job, MetricPoint
 job = Job.objects.order_by("-pk").first()
 points = MetricPoint.objects.filter(job=job, kind="train").order_by("step")
 print(json.dumps({"step_seconds": [p.values["step_seconds"] for p in points],
                   "rewards": [p.values["reward_mean"] for p in points]}))
 """
+Stats = dict[tuple[str, int, str], tuple]  # pstats: function → (cc, nc, tt, ct, callers)
 
 
-def environment(data_dir: str) -> dict[str, str]:
-    cache = os.environ.get("RFT_STARTER_CACHE", str(ROOT / ".cache/starter"))
-    return {**os.environ, "RFT_DATA_DIR": data_dir, "RFT_STARTER_CACHE": cache,
-            "DJANGO_SUPERUSER_PASSWORD": "bench-only", "PYTHONPATH": str(ROOT)}  # fmt: skip
-
-
-def ours(steps: int, data_dir: str) -> dict:
-    env, manage = environment(data_dir), [sys.executable, str(ROOT / "manage.py")]
-    config = Path(data_dir) / "job.json"
+def job_config(data_dir: Path, steps: int) -> Path:
+    config = data_dir / "job.json"
     config.write_text(json.dumps({
         "name": "overhead", "base_model": "starter", "train_dataset": "arithmetic-train",
         "validation_dataset": "arithmetic-validation", "reward": "arithmetic",
-        "hyperparameters": {**SETTINGS, "maxSteps": steps},
+        "hyperparameters": {**TRAINING_SETTINGS, "maxSteps": steps},
     }))  # fmt: skip
-    subprocess.run([*manage, "train", str(config)], env=env, check=True, capture_output=True)
-    shell = subprocess.run(
-        [*manage, "shell", "-c", OURS], env=env, check=True, capture_output=True, text=True
-    )
-    return json.loads(shell.stdout.strip().splitlines()[-1])
+    return config
 
 
-def plain(steps: int, data_dir: str, artifacts: Path) -> dict:
+def ours(steps: int, data_dir: Path, profile: Path | None = None) -> dict:
+    env = environment(data_dir)
+    command = manage("train", str(job_config(data_dir, steps)))
+    if profile is not None:
+        command[1:1] = ["-m", "cProfile", "-o", str(profile)]
+    with EmbeddedRedis(data_dir):  # live events on, as under `up`
+        subprocess.run(command, env=env, check=True, capture_output=True)
+    return shell(env, OURS)
+
+
+def plain(steps: int, data_dir: Path) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", PLAIN, str(artifacts / "models" / "starter"),
-         str(artifacts / "datasets" / "arithmetic-train.jsonl"), str(steps),
-         str(Path(data_dir) / "plain"), json.dumps(SETTINGS)],
+        plain_trl_argv(steps, data_dir / "plain", TRAINING_SETTINGS),
         env=environment(data_dir), check=True, capture_output=True, text=True,
     )  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def steady(run: dict) -> float:
+    return statistics.median(run["step_seconds"][1:])  # step 1 includes warm-up on both sides
+
+
+def find(stats: Stats, suffix: str, name: str) -> tuple[str, int, str]:
+    return next(key for key in stats if key[0].endswith(suffix) and key[2] == name)
+
+
+def profile_table(steps: int, data_dir: Path) -> None:
+    """Milliseconds per step in our own per-step code, from one profiled run of ours."""
+    output = data_dir / "ours.prof"
+    run = ours(steps, data_dir, output)
+    stats: Stats = pstats.Stats(str(output)).stats  # type: ignore[attr-defined]
+    on_log = find(stats, "training/callback.py", "on_log")
+    step_end = find(stats, "training/callback.py", "on_step_end")
+    evaluate = find(stats, "training/engine.py", "evaluate")
+    record = find(stats, "training/callback.py", "record_metric")
+    send = find(stats, "jobs/live.py", "send_job_event")
+    bridge = find(stats, "training/reward_bridge.py", "__call__")
+    validation = stats[evaluate][4].get(step_end, (0, 0, 0, 0))[3]  # the last step validates
+    rows = {
+        "callback on_log: rollouts, metric point, job row": stats[on_log][3] / steps,
+        "  of which metric point and live event (record_metric)": per_call(stats[record]),
+        "    of which the live event (send_job_event)": per_call(stats[send]),
+        "callback on_step_end: stop/pause check": (stats[step_end][3] - validation) / steps,
+        "reward bridge: score_batch and bookkeeping": stats[bridge][3] / steps,
+    }
+    step = statistics.median(run["step_seconds"][1:])
+    print(f"\nours under cProfile, {steps} steps, median step {step:.3f} s; our code per step:")
+    for label, seconds in rows.items():
+        print(f"  {label:<56}{seconds * 1000:>7.1f} ms")
+    ours_total = rows["callback on_log: rollouts, metric point, job row"] + sum(
+        rows[k] for k in list(rows)[3:5]
+    )
+    print(f"  {'total':<56}{ours_total * 1000:>7.1f} ms ({ours_total / step:.1%} of a step)")
+
+
+def per_call(row: tuple) -> float:
+    return row[3] / max(row[1], 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="one more run of ours, profiled")
     args = parser.parse_args()
     ratios, differences = [], []
     print(f"{'run':<5}{'ours s/step':>12}{'plain s/step':>13}{'ratio':>7}{'max reward diff':>17}")
-    for repeat in range(1, args.repeats + 1):
-        with tempfile.TemporaryDirectory(prefix="bench-overhead-") as data_dir:
-            env = environment(data_dir)
-            manage = [sys.executable, str(ROOT / "manage.py")]
-            subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
-            subprocess.run([*manage, *ADMIN], env=env, check=True, capture_output=True)
-            subprocess.run([*manage, "bootstrap_starter", "--no-progress"], env=env, check=True,
-                           capture_output=True)  # fmt: skip
-            artifacts = next(Path(env["RFT_STARTER_CACHE"]).glob("v*-seed0"))
-            a, b = ours(args.steps, data_dir), plain(args.steps, data_dir, artifacts)
-        # step 1 includes warm-up work on both sides; compare the steady state
-        mine, theirs = (
-            statistics.median(a["step_seconds"][1:]),
-            statistics.median(b["step_seconds"][1:]),
-        )
-        difference = max(abs(x - y) for x, y in zip(a["rewards"], b["rewards"], strict=False))
-        ratios.append(mine / theirs)
-        differences.append(difference)
-        print(f"{repeat:<5}{mine:>12.3f}{theirs:>13.3f}{mine / theirs:>7.3f}{difference:>17.4f}")
-    ratio = statistics.median(ratios)
-    verdict = "PASS" if ratio <= 1.05 else "FAIL"
-    print(f"engine overhead: {ratio:.3f}× seconds per step vs plain TRL (goal ≤ 1.05) {verdict}; "
-          f"max reward-curve difference {max(differences):.4f} (goal ≈ 0)")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as directory:
+        data_dir = Path(directory)
+        prepare_data_dir(environment(data_dir))
+        for repeat in range(1, args.repeats + 1):
+            if repeat % 2:
+                a = ours(args.steps, data_dir)
+                b = plain(args.steps, data_dir)
+            else:
+                b = plain(args.steps, data_dir)
+                a = ours(args.steps, data_dir)
+            mine, theirs = steady(a), steady(b)
+            difference = max(abs(x - y) for x, y in zip(a["rewards"], b["rewards"], strict=True))
+            ratios.append(mine / theirs)
+            differences.append(difference)
+            print(
+                f"{repeat:<5}{mine:>12.3f}{theirs:>13.3f}{mine / theirs:>7.3f}{difference:>17.4f}"
+            )
+        if args.profile:
+            profile_table(args.steps, data_dir)
+    ratio, worst = statistics.median(ratios), max(differences)
+    ok = ratio <= 1.05 and worst < 1e-6
+    print(
+        f"engine overhead: {ratio:.3f}× seconds per step vs plain TRL, max reward-curve "
+        f"difference {worst:.4f} (goal ≤ 1.05, ≈ 0) {mark(ok)}"
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

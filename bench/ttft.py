@@ -1,0 +1,271 @@
+"""Time to first token: our `/v1/chat/completions` stream vs transformers' `TextIteratorStreamer`.
+
+Starts a console like `make up`, deploys the starter model twice from its page (the Deploy
+button: the weights load in the web process), once with request logging on (the default) and
+once with it off, and creates an API key. Then, alternating, `--repeats` times each:
+
+- ours: a streamed chat completion over HTTP (server-sent events, read with `http.client`);
+- raw: the same model files loaded in this process, the same prompt through the chat template,
+  `model.generate` in a thread with `TextIteratorStreamer`, as the transformers docs show.
+
+Same prompt (an arithmetic validation row), greedy decoding, at most 48 tokens, so both produce
+the same answer (checked). TTFT: from sending the request (ours) or applying the chat template
+(raw) to the first non-empty text. Tokens/s: completion tokens ÷ the whole request. Our TTFT is
+split at the response headers: before them the request is authenticated, rate-limited, the
+deployment looked up, the prompt templated and (logging on) the invocation log written; after
+them the inference pool's thread generates. Ratios are the medians of the per-repeat ratios.
+
+Both sides use the same number of torch threads, 1 by default (`RFT_INFERENCE_TORCH_THREADS` for
+the console): on 2 shared cores, 2 intra-op threads make a tiny model's latency swing tenfold
+whenever anything else runs (the raw side alone measured 30-370 ms TTFT with 2 threads, 7-20 ms
+with 1), which would measure the neighbours, not the endpoint. Goal: TTFT ours/raw ≤ 1.2.
+With --profile, the same requests go through Django's AsyncClient in one process with each stage
+of the view timed, to show where our TTFT goes.
+
+    .venv/bin/python bench/ttft.py [--repeats 20] [--torch-threads 1] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from common import Console, deploy_starter, mark, starter_artifacts
+from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+
+MAX_TOKENS = 48
+# Where our TTFT goes, measured inside one process: the same requests through Django's
+# AsyncClient (the ASGI stack without the socket), each stage of the view timed by wrapping it.
+PROFILE = r"""
+import asyncio, json, statistics, time
+from django.conf import settings
+from django.test import AsyncClient
+from playground import openai_api
+from playground.openai_responses import Call
+settings.ALLOWED_HOSTS.append("testserver")
+spans = {{}}
+def timed(name, function, coroutine=True):
+    async def async_wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return await function(*args, **kwargs)
+        finally:
+            spans.setdefault(name, []).append((started, time.perf_counter()))
+    def sync_wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spans.setdefault(name, []).append((started, time.perf_counter()))
+    return async_wrapper if coroutine else sync_wrapper
+STAGES = ("API key check", "rate limit", "deployment lookup", "model from the pool",
+          "chat template (thread)", "invocation log written")
+openai_api._authenticate = timed(STAGES[0], openai_api._authenticate)
+openai_api._rate_limit = timed(STAGES[1], openai_api._rate_limit)
+openai_api._deployment = timed(STAGES[2], openai_api._deployment)
+openai_api._served = timed(STAGES[3], openai_api._served)
+openai_api.chat_prompt_ids = timed(STAGES[4], openai_api.chat_prompt_ids, coroutine=False)
+Call.create_log = timed(STAGES[5], Call.create_log)
+body = json.dumps({{"model": "{model}", "messages": {messages}, "temperature": 0,
+                   "max_tokens": {max_tokens}, "stream": True}})
+client = AsyncClient()
+async def one():
+    started = time.perf_counter()
+    response = await client.post("/v1/chat/completions", body, content_type="application/json",
+                                 headers={{"Authorization": "Bearer {key}"}})
+    headers = time.perf_counter()
+    async for part in response.streaming_content:
+        if b'"content": "' in part and b'"content": ""' not in part:
+            break
+    first = time.perf_counter()
+    return started, headers, first
+async def run(n):
+    return [await one() for _ in range(n)]
+asyncio.run(run(3))
+spans.clear()
+requests = asyncio.run(run({repeats}))
+rows = {{"Django middleware, request side": [], **{{name: [] for name in STAGES}},
+        "view code between the stages": [], "response start (middleware, response side)": [],
+        "headers → first token (pool thread, event loop)": [], "total": []}}
+for n, (started, headers, first) in enumerate(requests):
+    stage = {{name: spans[name][n] for name in STAGES}}
+    view_start, view_end = stage[STAGES[0]][0], stage[STAGES[5]][1]
+    rows["Django middleware, request side"].append(view_start - started)
+    for name, (a, b) in stage.items():
+        rows[name].append(b - a)
+    rows["view code between the stages"].append(
+        view_end - view_start - sum(b - a for a, b in stage.values()))
+    rows["response start (middleware, response side)"].append(headers - view_end)
+    rows["headers → first token (pool thread, event loop)"].append(first - headers)
+    rows["total"].append(first - started)
+print(json.dumps({{name: statistics.median(values) * 1000 for name, values in rows.items()}}))
+"""
+DEPLOYMENTS = {"starter-logged": {}, "starter-unlogged": {"no_logs": "1"}}
+
+
+@dataclass
+class Timing:
+    ttft: float  # seconds to the first non-empty text
+    headers: float  # seconds to the response headers (ours only)
+    tokens: int
+    total: float
+    text: str
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.total
+
+
+def prompt() -> list[dict[str, str]]:
+    path = starter_artifacts() / "datasets" / "arithmetic-validation.jsonl"
+    row = json.loads(path.read_text().splitlines()[0])
+    users = [i for i, m in enumerate(row["messages"]) if m["role"] == "user"]
+    return row["messages"][: users[-1] + 1]
+
+
+def ours(console: Console, key: str, model: str, messages: list[dict[str, str]]) -> Timing:
+    body = json.dumps({
+        "model": model, "messages": messages, "temperature": 0, "max_tokens": MAX_TOKENS,
+        "stream": True, "stream_options": {"include_usage": True},
+    })  # fmt: skip
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    connection = http.client.HTTPConnection("127.0.0.1", console.port, timeout=60)
+    started = time.perf_counter()
+    connection.request("POST", "/v1/chat/completions", body, headers)
+    response = connection.getresponse()
+    headers_at = time.perf_counter()
+    first, text, tokens = 0.0, "", 0
+    for line in response:
+        if not line.startswith(b"data: ") or line.strip() == b"data: [DONE]":
+            continue
+        event = json.loads(line[6:])
+        content = event["choices"][0]["delta"].get("content") if event["choices"] else ""
+        if content:
+            first = first or time.perf_counter()
+            text += content
+        if event.get("usage"):
+            tokens = event["usage"]["completion_tokens"]
+    total = time.perf_counter() - started
+    connection.close()
+    return Timing(first - started, headers_at - started, tokens, total, text)
+
+
+class Raw:
+    """The same model files, generated from with transformers' own streamer in this process."""
+
+    def __init__(self) -> None:
+        path = starter_artifacts() / "models" / "starter"
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+
+    def __call__(self, messages: list[dict[str, str]]) -> Timing:
+        started = time.perf_counter()
+        inputs = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        output: list[Any] = []
+
+        @torch.inference_mode()
+        def generate() -> None:
+            output.append(self.model.generate(
+                **inputs, streamer=streamer, do_sample=False, max_new_tokens=MAX_TOKENS,
+                pad_token_id=self.tokenizer.eos_token_id,
+            ))  # fmt: skip
+
+        thread = threading.Thread(target=generate)
+        thread.start()
+        first, text = 0.0, ""
+        for piece in streamer:
+            if piece:
+                first = first or time.perf_counter()
+                text += piece
+        thread.join()
+        total = time.perf_counter() - started
+        tokens = output[0].shape[1] - inputs["input_ids"].shape[1]
+        return Timing(first - started, 0.0, tokens, total, text.strip())
+
+
+def profile(console: Console, key: str, messages: list[dict[str, str]], repeats: int) -> None:
+    code = PROFILE.format(
+        model="starter-logged", messages=messages, max_tokens=MAX_TOKENS, key=key, repeats=repeats
+    )
+    stages = console.shell(code)
+    print(f"\nwhere our TTFT goes (in-process ASGI, no socket; medians of {repeats}):")
+    for name, milliseconds in stages.items():
+        print(f"  {name:<50}{milliseconds:>8.2f} ms")
+
+
+def median_of(timings: list[Timing], field: str) -> float:
+    return statistics.median(getattr(timing, field) for timing in timings)
+
+
+def measure(
+    console: Console, key: str, messages: list[dict[str, str]], raw: Raw, repeats: int
+) -> dict[str, list[Timing]]:
+    runs: dict[str, list[Timing]] = {name: [] for name in [*DEPLOYMENTS, "raw"]}
+    for repeat in range(repeats + 2):  # the first two warm up both sides
+        timings = {name: ours(console, key, name, messages) for name in DEPLOYMENTS}
+        timings["raw"] = raw(messages)
+        if repeat >= 2:
+            for name, timing in timings.items():
+                runs[name].append(timing)
+    return runs
+
+
+def report(runs: dict[str, list[Timing]]) -> None:
+    print(f"{'side':<36}{'TTFT ms':>9}{'headers ms':>12}{'tokens':>8}{'tokens/s':>10}")
+    for name, label in (
+        ("starter-logged", "ours, /v1 stream (request logged)"),
+        ("starter-unlogged", "ours, /v1 stream (logging off)"),
+        ("raw", "raw TextIteratorStreamer"),
+    ):
+        timings = runs[name]
+        headers = median_of(timings, "headers") * 1000 if name != "raw" else None
+        print(
+            f"{label:<36}{median_of(timings, 'ttft') * 1000:>9.1f}"
+            f"{f'{headers:.1f}' if headers is not None else '':>12}"
+            f"{timings[0].tokens:>8}{median_of(timings, 'tokens_per_second'):>10.0f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--torch-threads", type=int, default=1, help="both sides; 0: default")
+    parser.add_argument("--profile", action="store_true", help="break our TTFT down by stage")
+    args = parser.parse_args()
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    messages, raw = prompt(), Raw()
+    threads = {"RFT_INFERENCE_TORCH_THREADS": str(args.torch_threads)}
+    with Console("ttft", RFT_RATE_LIMIT_PER_MINUTE="100000", **threads) as console:
+        key = deploy_starter(console, DEPLOYMENTS)
+        runs = measure(console, key, messages, raw, args.repeats)
+        answers = {timing.text for timings in runs.values() for timing in timings}
+        assert len(answers) == 1, f"the answers differ: {answers}"
+        print(
+            f"{args.repeats} requests each, medians, {args.torch_threads or 'default'} torch "
+            f"thread(s); answer {answers.pop()!r}"
+        )
+        report(runs)
+        if args.profile:
+            profile(console, key, messages, args.repeats)
+    pairs = list(zip(runs["starter-logged"], runs["raw"], strict=True))
+    ratio = statistics.median(a.ttft / b.ttft for a, b in pairs)
+    speed = statistics.median(a.tokens_per_second / b.tokens_per_second for a, b in pairs)
+    print(
+        f"time to first token: {ratio:.2f}× ours/raw (goal ≤ 1.2) {mark(ratio <= 1.2)}; "
+        f"tokens/s {speed:.2f}× raw"
+    )
+
+
+if __name__ == "__main__":
+    main()

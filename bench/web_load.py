@@ -1,0 +1,226 @@
+"""Web: the jobs page under 50 concurrent clients, and 200 websocket viewers of one job.
+
+Starts a console like `make up` (Daphne, one process) and gives its admin 30 jobs with their
+metric history (186 train and 10 validation points each, as a finished demo job has).
+
+1. Jobs page: `--clients` threads, each signed in (the same session cookie), request `/jobs/`
+   back to back for `--seconds`; latency p50/p95 and pages per second, beside one client alone
+   (the page's own service time).
+2. Viewers: `--viewers` websocket clients (asyncio + websockets) open the job page's socket
+   (`ws/jobs/<id>/`) of one job; then a separate process runs the real training callback
+   (`JobCallback.on_log`: rollouts and the point stored, the live event sent) for `--points`
+   steps at 10 per second, several times a CPU training step's pace. Every viewer must receive
+   every point: lost = points sent × viewers − points received.
+
+The issue sets no latency goal for the page; the goal is 0 points lost. With --profile, 50 pages
+rendered in one process under cProfile show where a page's time goes.
+
+    .venv/bin/python bench/web_load.py [--clients 50] [--seconds 20] [--viewers 200] [--points 50]
+        [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import threading
+import time
+import urllib.request
+
+import websockets
+from common import CALLBACK_REPLAY, UNQUEUED_JOB, Console, manage, mark, percentile
+
+JOBS = 30
+PAUSE = 0.1
+# Finished demo jobs: each a real job row (created through the same checks), marked completed,
+# with a demo run's points. Prints {"jobs": N}.
+FILL = r"""
+import json
+from django.utils import timezone
+from jobs.models import Dataset, Job, MetricPoint, ModelEntry
+from jobs.training.launch import create_job
+from rewards.models import RewardFunction
+from rftconsole.cli import first_admin
+admin = first_admin()
+base = ModelEntry.objects.get(owner=admin, name="starter")
+train = Dataset.objects.get(owner=admin, name="arithmetic-train")
+validation = Dataset.objects.get(owner=admin, name="arithmetic-validation")
+reward = RewardFunction.objects.get(owner=admin, name="arithmetic").latest_version()
+values = {{"reward_mean": 0.4, "reward_std": 0.3, "loss": 0.01, "entropy": 1.2,
+          "completion_length_mean": 14.0, "frac_reward_zero_std": 0.3, "step_seconds": 0.5}}
+for n in range({jobs}):
+    job = create_job(admin, f"demo-{{n}}", base, train, reward, validation, launch=False)
+    Job.objects.filter(pk=job.pk).update(status="completed", current_step=186, total_steps=186,
+                                         training_seconds=95.0, finished_at=timezone.now())
+    points = [MetricPoint(job=job, kind="train", step=s, epoch=s / 63, values=values)
+              for s in range(1, 187)]
+    points += [MetricPoint(job=job, kind="eval", step=s, epoch=s / 63,
+                           values={{"accuracy": 0.2 + s / 400, "mean_reward": 0.2, "rows": 100}})
+               for s in (0, 20, 40, 60, 80, 100, 120, 140, 160, 186)]
+    MetricPoint.objects.bulk_create(points)
+print(json.dumps({{"jobs": {jobs}}}))
+"""
+
+
+# Where one `/jobs/` page's time goes, inside one process (Django's test client, no socket):
+# cProfile over `repeats` pages; prints {stage: ms per page} (cProfile inflates Python time).
+PAGE_PROFILE = r"""
+import cProfile, json, pstats, time
+from django.conf import settings
+from django.test import Client
+from rftconsole.cli import first_admin
+settings.ALLOWED_HOSTS.append("testserver")
+client = Client()
+client.force_login(first_admin())
+client.get("/jobs/")
+started = time.perf_counter()
+for _ in range({repeats}):
+    client.get("/jobs/")
+plain = (time.perf_counter() - started) / {repeats}
+profile = cProfile.Profile()
+profile.enable()
+for _ in range({repeats}):
+    client.get("/jobs/")
+profile.disable()
+stats = pstats.Stats(profile).stats
+def cumulative(suffix, name):
+    return max((row[3] for key, row in stats.items()
+                if key[0].endswith(suffix) and key[2] == name), default=0.0) / {repeats} * 1000
+total = cumulative("django/test/client.py", "request")
+view = cumulative("jobs/views_jobs.py", "job_list")
+print(json.dumps({{
+    "page without profiler": plain * 1000,
+    "page under cProfile": total,
+    "  middleware, session and user": total - view,
+    "  view: job_list": view,
+    "    template rendering (render)": cumulative("django/shortcuts.py", "render"),
+    "    eval points query and JSON decoding": cumulative("jobs/job_summary.py", "eval_points"),
+}}))
+"""
+
+
+def page_latencies(url: str, cookie: str, clients: int, seconds: float) -> tuple[list[float], int]:
+    """Milliseconds per `/jobs/` page with `clients` threads requesting back to back."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def client() -> None:
+        nonlocal errors
+        opener = urllib.request.build_opener()
+        opener.addheaders = [("Cookie", cookie)]
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            try:
+                with opener.open(f"{url}/jobs/", timeout=60) as response:
+                    ok = response.status == 200 and b"demo-0" in response.read()
+            except OSError:
+                ok = False
+            with lock:
+                if ok:
+                    latencies.append((time.perf_counter() - started) * 1000)
+                else:
+                    errors += 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, errors
+
+
+async def viewer(url: str, headers: dict[str, str], origin: str, ready: asyncio.Event,
+                 received: set[int], done: asyncio.Event) -> None:  # fmt: skip
+    """One job page's socket: the train steps it receives until `done` (a failure loses them)."""
+    try:
+        async with websockets.connect(url, additional_headers=headers, origin=origin) as socket:
+            json.loads(await socket.recv())  # the backlog
+            ready.set()
+            while not done.is_set():
+                try:
+                    message = await asyncio.wait_for(socket.recv(), timeout=0.5)
+                except TimeoutError:
+                    continue
+                event = json.loads(message)
+                if event.get("type") == "metric" and event.get("kind") == "train":
+                    received.add(event["step"])
+    except (OSError, websockets.WebSocketException) as error:
+        print(f"  a viewer failed: {type(error).__name__}: {error}")
+    finally:
+        ready.set()
+
+
+async def watch(console: Console, cookie: str, job: int, viewers: int, points: int) -> list[int]:
+    """Points received by each viewer while the callback replay sends `points` of them."""
+    url = f"ws://127.0.0.1:{console.port}/ws/jobs/{job}/"
+    readies = [asyncio.Event() for _ in range(viewers)]
+    received: list[set[int]] = [set() for _ in range(viewers)]
+    done = asyncio.Event()
+    tasks = []
+    for n in range(viewers):  # connect in batches of 20: 200 handshakes at once time out
+        tasks.append(asyncio.create_task(
+            viewer(url, {"Cookie": cookie}, console.url, readies[n], received[n], done)
+        ))  # fmt: skip
+        if n % 20 == 19:
+            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies[: n + 1])), 60)
+    await asyncio.wait_for(asyncio.gather(*(ready.wait() for ready in readies)), 60)
+    code = CALLBACK_REPLAY.format(job=job, steps=points, pause=PAUSE)
+    replay = await asyncio.create_subprocess_exec(
+        *manage("shell", "-c", code), env=console.env, stdout=subprocess.DEVNULL
+    )
+    await replay.wait()
+    await asyncio.sleep(2.0)  # the last points in flight
+    done.set()
+    await asyncio.gather(*tasks)
+    return [len(steps & set(range(1, points + 1))) for steps in received]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--viewers", type=int, default=200)
+    parser.add_argument("--points", type=int, default=50)
+    parser.add_argument("--profile", action="store_true", help="where a page's time goes")
+    args = parser.parse_args()
+    with Console("web") as console:
+        console.shell(FILL.format(jobs=JOBS))
+        cookie = console.session().cookie_header()
+        alone, _ = page_latencies(console.url, cookie, 1, args.seconds / 4)
+        loaded, errors = page_latencies(console.url, cookie, args.clients, args.seconds)
+        job = console.shell(UNQUEUED_JOB)["job"]
+        counts = asyncio.run(watch(console, cookie, job, args.viewers, args.points))
+        stages = console.shell(PAGE_PROFILE.format(repeats=50)) if args.profile else {}
+    print(f"jobs page (/jobs/, {JOBS} jobs with their points); ms")
+    print(f"{'clients':<10}{'pages':>7}{'pages/s':>9}{'p50':>8}{'p95':>8}{'errors':>8}")
+    for clients, sample, seconds, failed in (
+        (1, alone, args.seconds / 4, 0),
+        (args.clients, loaded, args.seconds, errors),
+    ):
+        print(
+            f"{clients:<10}{len(sample):>7}{len(sample) / seconds:>9.1f}"
+            f"{statistics.median(sample):>8.0f}{percentile(sample, 95):>8.0f}{failed:>8}"
+        )
+    if stages:
+        print("\nwhere a /jobs/ page goes (in-process, no socket), ms per page:")
+        for stage, milliseconds in stages.items():
+            print(f"  {stage:<44}{milliseconds:>8.1f}")
+    expected = args.points * args.viewers
+    lost = expected - sum(counts)
+    print(f"\nwebsocket viewers of one job: {args.viewers}, {args.points} points sent at 10/s")
+    print(f"  points delivered {sum(counts)} of {expected}; fewest to one viewer {min(counts)}")
+    p95 = percentile(loaded, 95)
+    print(
+        f"web: jobs page p95 {p95:.0f} ms at {args.clients} clients (1 client "
+        f"{percentile(alone, 95):.0f} ms); {args.viewers} viewers lost {lost} of {expected} points "
+        f"(goal 0 lost) {mark(lost == 0 and errors == 0)}"
+    )
+
+
+if __name__ == "__main__":
+    main()
