@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection
+from django.test import Client
 
 from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE
 from rftconsole.embedded_redis import prepare_socket, redis_ready, redis_server_argv
@@ -60,6 +62,13 @@ def start_worker(
     worker = Child(name, argv, log_dir / f"worker-{queue}-{generation}.log", ready)
     supervisor.start(worker, 120)
     return worker
+
+
+def session_id(user: User) -> str:
+    """A signed-in session for `user`, for clients that are not Django's test client."""
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
 
 
 def start_web(supervisor: Supervisor, port: int, log_dir: Path, generation: int = 1) -> Child:

@@ -20,7 +20,6 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection
-from django.test import Client
 from playwright.sync_api import Page, expect, sync_playwright
 from safetensors import safe_open
 
@@ -29,9 +28,9 @@ from rftconsole.management.commands.up import celery_worker_argv, worker_answers
 from rftconsole.supervisor import Child, Supervisor
 from tests.browser import launch_chromium, new_context, wait_for_chart_points
 from tests.job_rows import add_points, make_job
-from tests.processes import free_port
+from tests.processes import free_port, wait_until
 from tests.reports import record
-from tests.stack import start_web, start_worker
+from tests.stack import session_id, start_web, start_worker
 from tests.test_live import announce_point
 from tests.test_training import launch, wait_for
 
@@ -65,9 +64,7 @@ def browser_page(
 
 def sign_in(page: Page, user: User, port: int) -> None:
     """A session made here (the web process checks passwords with other hashers than tests)."""
-    client = Client()
-    client.force_login(user)
-    cookie = {"name": "sessionid", "value": client.cookies["sessionid"].value}
+    cookie = {"name": "sessionid", "value": session_id(user)}
     page.context.add_cookies([{**cookie, "url": f"http://127.0.0.1:{port}"}])
 
 
@@ -171,11 +168,7 @@ def test_a_full_disk_at_a_checkpoint_fails_the_job_with_that_reason_and_keeps_th
     disk = Path(f"/proc/{small_disk_worker.pid}/root") / str(settings.DATA_DIR).lstrip("/") / "jobs"
     fill(disk)
 
-    def ended(j: Job) -> bool:
-        return j.status in (Job.Status.FAILED, Job.Status.COMPLETED)
-
-    job.refresh_from_db()
-    ended_job = wait_for_failure(job, ended)
+    ended_job = wait_until_ended(job)
     saved = list(Checkpoint.objects.filter(job=job).values_list("step", flat=True))
     last = Checkpoint.objects.get(job=job, step=max(saved))
     checkpoint = disk / str(job.pk) / "checkpoints" / f"checkpoint-{last.step}"
@@ -193,11 +186,8 @@ def test_a_full_disk_at_a_checkpoint_fails_the_job_with_that_reason_and_keeps_th
     assert steps == list(range(1, len(steps) + 1))  # the metrics up to the failure are all there
 
 
-def wait_for_failure(job: Job, ended: Any) -> Job:
-    try:
-        return wait_for(job, ended, 300, "the job to end")
-    except AssertionError as error:
-        if "job failed" not in str(error):
-            raise
-        job.refresh_from_db()
-        return job
+def wait_until_ended(job: Job) -> Job:
+    ended = (Job.Status.FAILED, Job.Status.COMPLETED)
+    wait_until(lambda: Job.objects.get(pk=job.pk).status in ended, 300, "the job to end")
+    job.refresh_from_db()
+    return job

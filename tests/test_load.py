@@ -23,14 +23,13 @@ import pytest
 import websockets
 from django.contrib.auth.models import User
 from django.db import connection
-from django.test import Client
 
 from jobs.models import Job
 from rftconsole.supervisor import Child, Supervisor
 from tests.job_rows import add_points, make_job
 from tests.processes import free_port
 from tests.reports import record
-from tests.stack import start_web
+from tests.stack import session_id, start_web
 from tests.test_live import announce_point
 
 pytestmark = [
@@ -55,9 +54,7 @@ def web(live_stack: Supervisor, tmp_path: Path) -> Iterator[str]:
 
 
 def session_cookie(user: User) -> str:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}"
+    return f"sessionid={session_id(user)}"
 
 
 def get_jobs_page(host: str, cookie: str) -> tuple[int, str, float]:
