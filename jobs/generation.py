@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
-from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING, Any
 
 from jobs.models import ModelEntry
+
+# torch and transformers are imported where they are used: this module is reachable from the
+# URLconf, and every process that loads the URLconf (Celery's main processes run Django's system
+# checks) would otherwise carry them (~160 MiB) without ever generating a token.
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+    from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class ModelLoadError(RuntimeError):
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -50,6 +55,9 @@ def tokenizer_dir(entry: ModelEntry) -> str:
 def load_for_inference(entry: ModelEntry) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     if entry.status != ModelEntry.Status.READY:
         raise ModelLoadError(f"Model {entry.name!r} is {entry.get_status_display().lower()}.")
+    import torch
+    from transformers import AutoModelForCausalLM
+
     try:
         if entry.is_adapter:
             return _load_adapter(entry)
@@ -82,7 +90,6 @@ def chat_prompts(
     ]
 
 
-@torch.inference_mode()
 def generate_answers(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -91,6 +98,21 @@ def generate_answers(
     batch_size: int = 32,
 ) -> list[str]:
     """One sampled answer per conversation, seeded so that a rerun gives the same answers."""
+    import torch
+
+    with torch.inference_mode():
+        return _generate(model, tokenizer, conversations, sampling, batch_size)
+
+
+def _generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    conversations: list[list[dict[str, Any]]],
+    sampling: SamplingSettings,
+    batch_size: int,
+) -> list[str]:
+    import torch
+
     torch.manual_seed(sampling.seed)
     prompts = chat_prompts(tokenizer, conversations)
     answers: list[str] = []

@@ -31,15 +31,18 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from django.conf import settings
-from transformers import AutoModelForCausalLM, PreTrainedModel
-from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from jobs.generation import ModelLoadError, load_tokenizer
 from jobs.models import ModelEntry
+
+# torch and transformers are imported on first use (see jobs.generation): the URLconf reaches
+# this module, and only a process that serves a model should pay for them.
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+    from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 
 @dataclass(eq=False)
@@ -96,6 +99,8 @@ class InferencePool:
     """Loads models on demand and keeps at most `max_models` sets of weights (LRU)."""
 
     def __init__(self, max_models: int = 2, device: str = "cpu", threads: int = 1) -> None:
+        import torch
+
         self.max_models = max(1, max_models)
         self.device = torch.device(device)
         self.executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="infer")
@@ -164,6 +169,9 @@ class InferencePool:
         return weights
 
     def _load(self, entry: ModelEntry, key: str) -> LoadedWeights:
+        import torch
+        from transformers import AutoModelForCausalLM
+
         dtype = torch.float32
         if self.device.type == "cuda":
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -200,6 +208,8 @@ class InferencePool:
 
 
 def _release_memory() -> None:
+    import torch
+
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -214,6 +224,8 @@ def get_pool() -> InferencePool:
     global _pool
     with _pool_lock:
         if _pool is None:
+            import torch
+
             device = settings.RFT_INFERENCE_DEVICE
             if device.startswith("cuda"):
                 fraction = settings.RFT_INFERENCE_GPU_MEMORY_PERCENT / 100

@@ -18,9 +18,10 @@ from transformers import AutoModelForCausalLM
 from jobs.models import ModelEntry
 from jobs.registry import register_model
 from playground.deployments import DeploymentError, deploy
+from playground.generate import run_choices
 from playground.inference import InferencePool, Served, get_pool
 from playground.models import Deployment
-from playground.streaming import Delta, Finish, Sampling, StopScanner, chat_prompt_ids, run_choices
+from playground.streaming import Delta, Finish, Sampling, StopScanner, chat_prompt_ids
 from rftconsole.models import AuditEvent
 from tests.processes import wait_until
 from tests.tiny_models import save_tiny_model
