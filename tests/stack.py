@@ -13,7 +13,11 @@ from django.test import Client
 
 from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE
 from rftconsole.embedded_redis import prepare_socket, redis_ready, redis_server_argv
-from rftconsole.management.commands.up import celery_worker_argv, worker_answers
+from rftconsole.management.commands.up import (
+    CHILD_ENV_DEFAULTS,
+    celery_worker_argv,
+    worker_answers,
+)
 from rftconsole.supervisor import Child, Supervisor
 from tests.processes import http_status
 
@@ -32,8 +36,7 @@ def child_env() -> dict[str, str]:
     env["RFT_DATA_DIR"] = str(settings.DATA_DIR)
     env["DATABASE_URL"] = test_database_url()
     env["DJANGO_SETTINGS_MODULE"] = "rftconsole.settings"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return {**CHILD_ENV_DEFAULTS, **env}
 
 
 def start_stack(log_dir: Path) -> Supervisor:

@@ -6,6 +6,8 @@ Run with DATABASE_URL and REDIS_URL set, the same tests exercise the production 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.conf import settings
 from django.test import Client
@@ -53,3 +55,23 @@ def test_the_overview_panel_shows_the_workers(live_stack: Supervisor, client: Cl
     html = client.get("/system/").content.decode()
     assert "no worker" not in html
     assert html.count("1 worker") == 2
+
+
+def test_a_worker_main_process_never_loads_torch_and_its_openmp_threads_sleep(
+    live_stack: Supervisor,
+) -> None:
+    """Only pool processes run tasks; the main process that forks them must stay small (Celery's
+    Django fixup loads the URLconf for its system checks, so every module it reaches imports torch
+    lazily). OpenMP threads sleep instead of spinning, so processes on shared cores don't starve."""
+    report_worker.apply_async(args=[GPU_QUEUE], queue=GPU_QUEUE).get(timeout=60)  # imports torch
+    workers = [c for c in live_stack.children if "worker" in c.name and c.exited() is None]
+    assert len(workers) >= 2
+    for worker in workers:
+        maps = Path(f"/proc/{worker.pid}/maps").read_text()
+        assert "libtorch" not in maps, f"{worker.name} (pid {worker.pid}) has loaded torch"
+        environ = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+        assert b"OMP_WAIT_POLICY=PASSIVE" in environ
+        if worker.name.startswith(GPU_QUEUE):  # the task ran in its pool process, which has torch
+            children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text()
+            pool_maps = [Path(f"/proc/{pid}/maps").read_text() for pid in children.split()]
+            assert any("libtorch" in maps for maps in pool_maps)

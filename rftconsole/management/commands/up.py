@@ -64,6 +64,14 @@ def worker_answers(queue: str) -> bool:
     return True
 
 
+# Defaults for every child process, unless the environment sets them. OMP_WAIT_POLICY=PASSIVE:
+# torch's OpenMP threads sleep while they wait instead of spinning. The console runs the web
+# process (chat), the gpu worker (training) and the default worker on the same cores; spinning
+# threads of one starve the others (a GRPO-sized generation of the starter model took 53 s instead
+# of 0.95 s beside one busy process; see BENCHMARKS.md). Same thread count, same results.
+CHILD_ENV_DEFAULTS = {"PYTHONUNBUFFERED": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
 def celery_worker_argv(queue: str, concurrency: int) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", "rftconsole", "worker",
@@ -216,8 +224,7 @@ class Command(BaseCommand):
         env = dict(os.environ)
         env["RFT_DATA_DIR"] = str(settings.DATA_DIR)  # children must agree on the data dir
         env["DJANGO_SETTINGS_MODULE"] = "rftconsole.settings"
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        return env
+        return {**CHILD_ENV_DEFAULTS, **env}
 
     def line(self, text: str) -> None:
         self.stdout.write(text)
