@@ -14,16 +14,17 @@ from django.core.cache import cache
 WINDOW_SECONDS = 60
 
 
-async def take(key_id: str, limit: int) -> int | None:
-    """Count one request for `key_id`; None if allowed, else the seconds until the window ends."""
+def take(key_id: str, limit: int) -> int | None:
+    """Count one request for `key_id`; None if allowed, else the seconds until the window ends.
+    Sync: called in the request's sync thread with the API key check."""
     now = time.time()
     window = int(now // WINDOW_SECONDS)
     name = f"rft:v1-rate:{key_id}:{window}"
-    await cache.aadd(name, 0, timeout=WINDOW_SECONDS * 2)
+    cache.add(name, 0, timeout=WINDOW_SECONDS * 2)
     try:
-        count = await cache.aincr(name)
+        count = cache.incr(name)
     except ValueError:  # expired between add and incr
-        await cache.aset(name, 1, timeout=WINDOW_SECONDS * 2)
+        cache.set(name, 1, timeout=WINDOW_SECONDS * 2)
         count = 1
     if count <= limit:
         return None

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
-from transformers.generation.streamers import BaseStreamer
-from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING, Any
 
 from playground.inference import InferencePool, Served
+
+if TYPE_CHECKING:  # the generating side (torch) is playground.generate, imported on first use
+    from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -98,153 +95,80 @@ class StopScanner:
         return 0
 
 
-class _ChoiceStreamer(BaseStreamer):
-    """Token-by-token text, like TextIteratorStreamer but without waiting for a space: each new
-    token's text is passed on unless it ends in half a character (then it waits for the rest).
-    Counts the generated tokens, and whether the last one ended the turn."""
-
-    def __init__(self, tokenizer: Any, on_text: Callable[[str, int], None], eos: set[int]) -> None:
-        self.tokenizer, self.on_text, self.eos = tokenizer, on_text, eos
-        self.ids: list[int] = []
-        self.sent = 0  # characters of the decoded text already passed on
-        self.prompt_seen = False
-        self.tokens, self.ended_with_eos = 0, False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self.prompt_seen:  # generate() first puts the prompt
-            self.prompt_seen = True
-            return
-        ids = value.reshape(-1).tolist()
-        self.tokens += len(ids)
-        self.ended_with_eos = bool(ids) and ids[-1] in self.eos
-        self.ids += ids
-        self._send(final=False)
-
-    def end(self) -> None:
-        self._send(final=True)
-
-    def _send(self, final: bool) -> None:
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if text.endswith("\ufffd") and not final:
-            return
-        new, self.sent = text[self.sent :], len(text)
-        if new:
-            self.on_text(new, self.tokens)
-
-
-class _Halt(StoppingCriteria):
-    def __init__(self, *events: threading.Event) -> None:
-        self.events = events
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> Any:
-        halt = any(event.is_set() for event in self.events)
-        return torch.full((input_ids.shape[0],), halt, dtype=torch.bool, device=input_ids.device)
-
-
-def _eos_ids(served: Served) -> set[int]:
-    ids = served.weights.model.generation_config.eos_token_id
-    found = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
-    if served.tokenizer.eos_token_id is not None:
-        found.add(served.tokenizer.eos_token_id)
-    return found
-
-
-@torch.inference_mode()
-def run_choices(
-    served: Served,
-    prompt_ids: list[int],
-    sampling: Sampling,
-    emit: Callable[[Delta | Finish], None],
-    cancel: threading.Event,
-) -> None:
-    """Generate `sampling.n` answers one after the other (seeded once, so a streamed and a plain
-    request with the same seed get the same answers), emitting deltas and a finish for each.
-
-    The seed sets torch's process-wide generator: with RFT_INFERENCE_THREADS above 1, two
-    seeded requests running at once may draw from each other's sequence."""
-    weights, eos = served.weights, _eos_ids(served)
-    device = weights.model.device
-    input_ids = torch.tensor([prompt_ids], device=device)
-    sample = sampling.temperature > 0
-    options: dict[str, Any] = {"do_sample": sample, "max_new_tokens": sampling.max_tokens}
-    if sample:
-        options.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=None)
-    else:  # greedy: clear the model's own sampling defaults, which would only warn
-        options.update(temperature=None, top_p=None, top_k=None)
-    pad = served.tokenizer.pad_token_id
-    with weights.lock, weights.activated(served.adapter) as model:
-        if sampling.seed is not None:
-            torch.manual_seed(sampling.seed)
-        for index in range(sampling.n):
-            if cancel.is_set():
-                return
-            scanner, stopped = StopScanner(sampling.stop), threading.Event()
-
-            def on_text(
-                text: str,
-                tokens: int,
-                index: int = index,
-                scanner: StopScanner = scanner,
-                stopped: threading.Event = stopped,
-            ) -> None:
-                out = scanner.feed(text)
-                if out:
-                    emit(Delta(index, out, tokens))
-                if scanner.stopped:
-                    stopped.set()
-
-            streamer = _ChoiceStreamer(served.tokenizer, on_text, eos)
-            model.generate(
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                streamer=streamer,
-                stopping_criteria=StoppingCriteriaList([_Halt(cancel, stopped)]),
-                pad_token_id=pad if pad is not None else next(iter(eos), None),
-                **options,
-            )
-            rest = scanner.flush()
-            if rest:
-                emit(Delta(index, rest, streamer.tokens))
-            hit_length = streamer.tokens >= sampling.max_tokens and not streamer.ended_with_eos
-            reason = "length" if hit_length and not scanner.stopped else "stop"
-            emit(Finish(index, reason, streamer.tokens))
-
-
 _DONE = object()
 
 
-async def stream_choices(
-    pool: InferencePool, served: Served, prompt_ids: list[int], sampling: Sampling
-) -> AsyncIterator[Delta | Finish]:
-    """Deltas and finishes as the pool's thread produces them; waits while other generations
-    hold the pool's threads. Raises GenerationError if generation fails."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    cancel = threading.Event()
+class ChoiceStream:
+    """Deltas and finishes as the pool's thread produces them (an async iterator); waits while
+    other generations hold the pool's threads. Raises GenerationError if generation fails.
 
-    def emit(event: object) -> None:
+    The generation is submitted when the stream is made, not on the first iteration: a request
+    writes its log and sends its response headers while the model already works. Closing the
+    stream (`aclose`, e.g. through `contextlib.aclosing`) or dropping it unread stops the
+    generation at its next token; the pool's thread holds no reference to the stream."""
+
+    def __init__(
+        self, pool: InferencePool, served: Served, prompt_ids: list[int], sampling: Sampling
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._cancel = threading.Event()
+        self._done = False
+        work = _Generation(loop, self._queue, self._cancel)
+        loop.run_in_executor(pool.executor, work.run, served, prompt_ids, sampling)
+
+    def __aiter__(self) -> ChoiceStream:
+        return self
+
+    async def __anext__(self) -> Delta | Finish:
+        if self._done:
+            raise StopAsyncIteration
+        event = await self._queue.get()
+        if event is _DONE:
+            self._done = True
+            raise StopAsyncIteration
+        if isinstance(event, GenerationError):
+            self._done = True
+            self._cancel.set()
+            raise event
+        return event
+
+    async def aclose(self) -> None:
+        self._done = True
+        self._cancel.set()
+
+    def __del__(self) -> None:
+        self._cancel.set()
+
+
+@dataclass
+class _Generation:
+    """The pool thread's side of a ChoiceStream: runs the model, hands events to the loop."""
+
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[Any]
+    cancel: threading.Event
+
+    def emit(self, event: object) -> None:
         try:
-            loop.call_soon_threadsafe(queue.put_nowait, event)
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
         except RuntimeError:  # the event loop is gone: nobody is listening any more
-            cancel.set()
+            self.cancel.set()
 
-    def job() -> None:
+    def run(self, served: Served, prompt_ids: list[int], sampling: Sampling) -> None:
         try:
-            if not cancel.is_set():
-                run_choices(served, prompt_ids, sampling, emit, cancel)
-        except Exception as error:  # noqa: BLE001 - reported to the waiting request below
-            emit(GenerationError(f"Generation failed: {type(error).__name__}: {error}"))
-        finally:
-            emit(_DONE)
+            if not self.cancel.is_set():
+                from playground.generate import run_choices
 
-    loop.run_in_executor(pool.executor, job)
-    try:
-        while True:
-            event = await queue.get()
-            if event is _DONE:
-                return
-            if isinstance(event, GenerationError):
-                raise event
-            yield event
-    finally:
-        cancel.set()
+                run_choices(served, prompt_ids, sampling, self.emit, self.cancel)
+        except Exception as error:  # noqa: BLE001 - reported to the waiting request below
+            self.emit(GenerationError(f"Generation failed: {type(error).__name__}: {error}"))
+        finally:
+            self.emit(_DONE)
+
+
+def stream_choices(
+    pool: InferencePool, served: Served, prompt_ids: list[int], sampling: Sampling
+) -> ChoiceStream:
+    """Start generating now; the answer's events come from the returned stream."""
+    return ChoiceStream(pool, served, prompt_ids, sampling)
