@@ -1,13 +1,16 @@
-"""Login required everywhere, except the REST API, which authenticates itself and answers 401."""
+"""The console's middleware: login required everywhere except the REST API (which authenticates
+itself and answers 401), and static files in async mode."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.contrib.auth.middleware import LoginRequiredMiddleware
 from django.http import HttpRequest, HttpResponse
 from rest_framework.views import APIView
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 
 class ConsoleLoginRequiredMiddleware(LoginRequiredMiddleware):
@@ -22,3 +25,35 @@ class ConsoleLoginRequiredMiddleware(LoginRequiredMiddleware):
         if isinstance(view_class, type) and issubclass(view_class, APIView):
             return None  # DRF's IsAuthenticated default permission guards these views
         return super().process_view(request, view_func, view_args, view_kwargs)
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise, able to run in async mode.
+
+    WhiteNoise's middleware is sync only, so under ASGI Django ran every request through a thread
+    hop into sync mode and back (sync_to_async, async_to_sync) before any view: ~1 ms of each
+    request's latency and a turn in Django's one sync thread, for every page, API call and
+    streamed chat completion. In async mode only a static file is served from a thread."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[..., Any]) -> None:
+        super().__init__(get_response)
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        return super().__call__(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        if self.autorefresh:
+            static_file = await sync_to_async(self.find_file)(request.path_info)
+        else:
+            static_file = self.files.get(request.path_info)
+        if static_file is not None:
+            return await sync_to_async(self.serve, thread_sensitive=False)(static_file, request)
+        return await self.get_response(request)
