@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -38,6 +39,9 @@ ACTIONS: dict[str, tuple[Callable[[Job], None], str]] = {
     "resume": (actions.resume, "Resumed: queued to continue from its last checkpoint."),
 }
 COMPARE_MIN, COMPARE_MAX = 2, 4
+# Newest first, a page at a time: the page's cost (mostly rendering rows) must not grow with the
+# number of jobs an owner has ever run.
+JOBS_PER_PAGE = 25
 COMPARE_KEYS = ("reward_mean", "accuracy", "mean_reward", "loss")
 
 
@@ -49,13 +53,16 @@ def _jobs(request: HttpRequest):  # type: ignore[no-untyped-def]
 
 @require_GET
 def job_list(request: HttpRequest) -> HttpResponse:
-    jobs = list(_jobs(request))
+    page = Paginator(_jobs(request).order_by("-created_at", "-pk"), JOBS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    jobs = list(page.object_list)
     evals = eval_points(jobs)
     rows = [
         {"job": job, "progress": progress_of(job), "accuracy": accuracy_of(evals.get(job.pk, []))}
         for job in jobs
     ]
-    context = {"rows": rows, "polling": any(job.status in LIVE for job in jobs)}
+    context = {"rows": rows, "page": page, "polling": any(job.status in LIVE for job in jobs)}
     if request.htmx and request.GET.get("partial") == "rows":
         return render(request, "jobs/_list_rows.html", context)
     return render(request, "jobs/list.html", context)

@@ -49,11 +49,31 @@ def test_the_list_shows_only_my_jobs_with_progress_eta_and_accuracy(
     assert 'href="/jobs/new/"' in html and 'action="/jobs/compare/"' in html
 
 
+def test_the_list_shows_25_jobs_a_page_newest_first(
+    alice: User, alice_client: Client, bob: User
+) -> None:
+    jobs = [make_job(alice, f"run-{n:02d}") for n in range(30)]
+    for n, job in enumerate(jobs):  # run-29 is the newest
+        Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=60 - n))
+    make_job(bob, "bobs-job")
+
+    first = alice_client.get("/jobs/").content.decode()
+    second = alice_client.get("/jobs/?page=2").content.decode()
+
+    assert "run-29" in first and "run-05" in first and "run-04" not in first
+    assert "Jobs 1–25 of 30 · page 1 of 2" in first and 'href="?page=2"' in first
+    assert "run-04" in second and "run-00" in second and "run-05" not in second
+    assert "Jobs 26–30 of 30 · page 2 of 2" in second and 'href="?page=1"' in second
+    assert "bobs-job" not in first + second
+    polled = alice_client.get("/jobs/?partial=rows&page=2", headers=HTMX).content.decode()
+    assert "run-04" in polled and "run-05" not in polled
+
+
 def test_the_list_polls_while_a_job_is_active_and_stops_when_none_is(
     alice_client: Client, training: Job
 ) -> None:
     html = alice_client.get("/jobs/").content.decode()
-    assert 'hx-get="/jobs/?partial=rows" hx-trigger="every 3s"' in html
+    assert 'hx-get="/jobs/?partial=rows&amp;page=1" hx-trigger="every 3s"' in html
     Job.objects.filter(pk=training.pk).update(status=Job.Status.COMPLETED)
     partial = alice_client.get("/jobs/?partial=rows", headers=HTMX).content.decode()
     assert partial.startswith('<div id="job-rows">') and "hx-trigger" not in partial
