@@ -13,7 +13,9 @@ from pathlib import Path
 
 import openai
 import pytest
+import torch
 from django.contrib.auth.models import User
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from jobs.models import ModelEntry
 from jobs.registry import register_model
@@ -28,7 +30,11 @@ from tests.tiny_models import save_tiny_model
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 
 RATE_LIMIT = 25  # per key and minute on the test server; every test uses a fresh key
-ARITHMETIC = [{"role": "user", "content": "Tom has 3 apples and buys 5 more. How many?"}]
+ARITHMETIC = [
+    {"role": "system", "content": "You are a math tutor."},
+    {"role": "user", "content": "Tom has 3 apples and gets 5 more. How many apples now? Answer after ####."},
+]  # fmt: skip
+SHORT = [{"role": "user", "content": "Tom has 3 apples and buys 5 more. How many?"}]
 JSON_TASK = [{"role": "user", "content": "Hello"}]  # the starter answers with a JSON object
 
 
@@ -108,15 +114,33 @@ def test_models_lists_only_the_callers_active_deployments(
     assert bob_openai.chat.completions.create(model="bobs-chat", messages=ARITHMETIC).choices
 
 
+def greedy_answer(starter_artifacts: Path, messages: list[dict[str, str]]) -> str:
+    """The starter's greedy answer through transformers alone (the exact text depends on the
+    machine the starter was built on, so tests compare with this rather than a fixed string)."""
+    path = starter_artifacts / "models" / "starter"
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    output = model.generate(
+        input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=512,
+        temperature=None, top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    answer = tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True)
+    assert answer.strip(), "the starter answers a demo-task prompt with some text"
+    return answer
+
+
 def test_chat_answers_with_consistent_usage_and_a_finish_reason(
-    deployment: Deployment, alice_openai: openai.OpenAI
+    deployment: Deployment, alice_openai: openai.OpenAI, starter_artifacts: Path
 ) -> None:
     reply = alice_openai.chat.completions.create(
         model="starter-chat", messages=ARITHMETIC, temperature=0
     )
     assert reply.object == "chat.completion" and reply.model == "starter-chat"
     assert reply.choices[0].message.role == "assistant"
-    assert reply.choices[0].message.content.startswith("####")
+    # The same model's greedy answer in this process: the endpoint adds nothing and cuts nothing.
+    assert reply.choices[0].message.content == greedy_answer(starter_artifacts, ARITHMETIC)
     assert reply.choices[0].finish_reason == "stop"
     usage = reply.usage
     assert usage.prompt_tokens > 10 and usage.completion_tokens > 0
@@ -254,7 +278,7 @@ def test_a_client_that_leaves_mid_stream_stops_its_generation(
     tiny = register_model(alice, str(save_tiny_model(tmp_path / "tiny")), "tiny")
     deploy(alice, tiny, "tiny", background=False)
     client = client_for(server, alice)
-    long = dict(model="tiny", messages=ARITHMETIC, max_tokens=200, temperature=1.0, seed=1)
+    long = dict(model="tiny", messages=SHORT, max_tokens=200, temperature=1.0, seed=1)
     started = time.monotonic()
     full = client.chat.completions.create(**long)
     full_seconds = time.monotonic() - started
@@ -265,7 +289,7 @@ def test_a_client_that_leaves_mid_stream_stops_its_generation(
             if chunk.choices and chunk.choices[0].delta.content:
                 break
     started = time.monotonic()
-    client.chat.completions.create(model="tiny", messages=ARITHMETIC, max_tokens=1)
+    client.chat.completions.create(model="tiny", messages=SHORT, max_tokens=1)
     assert time.monotonic() - started < full_seconds / 2
     log = InvocationLog.objects.get(pk=log_id)
     assert 0 < log.completion_tokens < full.usage.completion_tokens and log.response_text
