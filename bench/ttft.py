@@ -42,15 +42,14 @@ from common import Console, deploy_starter, mark, starter_artifacts
 from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
 
 MAX_TOKENS = 48
-# Where our TTFT goes, measured inside one process: the same requests through Django's
-# AsyncClient (the ASGI stack without the socket), each stage of the view timed by wrapping it.
+# Where our TTFT goes, measured inside one process: the same requests sent to the console's own
+# ASGI application (rftconsole.asgi, as Daphne calls it, without the socket), each stage of the
+# view timed by wrapping it.
 PROFILE = r"""
 import asyncio, json, statistics, time
-from django.conf import settings
-from django.test import AsyncClient
 from playground import openai_api
 from playground.openai_responses import Call
-settings.ALLOWED_HOSTS.append("testserver")
+from rftconsole.asgi import application
 spans = {{}}
 def timed(name, function, coroutine=True):
     async def async_wrapper(*args, **kwargs):
@@ -73,17 +72,26 @@ openai_api._prepare = timed(STAGES[1], openai_api._prepare, coroutine=False)
 Call.create_log = timed(STAGES[2], Call.create_log)
 body = json.dumps({{"model": "{model}", "messages": {messages}, "temperature": 0,
                    "max_tokens": {max_tokens}, "stream": True}})
-client = AsyncClient()
+SCOPE = {{"type": "http", "asgi": {{"version": "3.0"}}, "http_version": "1.1", "method": "POST",
+         "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+         "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
+         "server": ("127.0.0.1", 80), "headers": [(b"host", b"127.0.0.1"),
+         (b"content-type", b"application/json"), (b"authorization", b"Bearer {key}")]}}
 async def one():
-    started = time.perf_counter()
-    response = await client.post("/v1/chat/completions", body, content_type="application/json",
-                                 headers={{"Authorization": "Bearer {key}"}})
-    headers = time.perf_counter()
-    async for part in response.streaming_content:
-        if b'"content": "' in part and b'"content": ""' not in part:
-            break
-    first = time.perf_counter()
-    return started, headers, first
+    started, times, sent = time.perf_counter(), {{}}, []
+    async def receive():
+        if not sent:
+            sent.append(True)
+            return {{"type": "http.request", "body": body.encode(), "more_body": False}}
+        await asyncio.Event().wait()  # the client never leaves
+    async def send(message):
+        if message["type"] == "http.response.start":
+            times["headers"] = time.perf_counter()
+        part = message.get("body", b"")
+        if "first" not in times and b'"content": "' in part and b'"content": ""' not in part:
+            times["first"] = time.perf_counter()
+    await application(dict(SCOPE), receive, send)
+    return started, times["headers"], times["first"]
 async def run(n):
     return [await one() for _ in range(n)]
 asyncio.run(run(3))

@@ -1,7 +1,8 @@
 """Web: the jobs page under 50 concurrent clients, and 200 websocket viewers of one job.
 
 Starts a console like `make up` (Daphne, one process) and gives its admin 30 jobs with their
-metric history (186 train and 10 validation points each, as a finished demo job has).
+metric history (186 train and 10 validation points each, as a finished demo job has). The page
+shows the newest 25 (`JOBS_PER_PAGE`); each load must contain the newest job.
 
 1. Jobs page: `--clients` threads, each signed in (the same session cookie), request `/jobs/`
    back to back for `--seconds`; latency p50/p95 and pages per second, beside one client alone
@@ -34,6 +35,7 @@ import websockets
 from common import CALLBACK_REPLAY, UNQUEUED_JOB, Console, manage, mark, percentile
 
 JOBS = 30
+NEWEST = f"demo-{JOBS - 1}<".encode()  # the first row of the first page
 PAUSE = 0.1
 # Finished demo jobs: each a real job row (created through the same checks), marked completed,
 # with a demo run's points. Prints {"jobs": N}.
@@ -117,7 +119,7 @@ def page_latencies(url: str, cookie: str, clients: int, seconds: float) -> tuple
             started = time.perf_counter()
             try:
                 with opener.open(f"{url}/jobs/", timeout=60) as response:
-                    ok = response.status == 200 and b"demo-0" in response.read()
+                    ok = response.status == 200 and NEWEST in response.read()
             except OSError:
                 ok = False
             with lock:
@@ -196,7 +198,7 @@ def main() -> None:
         job = console.shell(UNQUEUED_JOB)["job"]
         counts = asyncio.run(watch(console, cookie, job, args.viewers, args.points))
         stages = console.shell(PAGE_PROFILE.format(repeats=50)) if args.profile else {}
-    print(f"jobs page (/jobs/, {JOBS} jobs with their points); ms")
+    print(f"jobs page (/jobs/, {JOBS} jobs with their points, 25 a page); ms")
     print(f"{'clients':<10}{'pages':>7}{'pages/s':>9}{'p50':>8}{'p95':>8}{'errors':>8}")
     for clients, sample, seconds, failed in (
         (1, alone, args.seconds / 4, 0),

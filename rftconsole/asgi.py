@@ -1,6 +1,11 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels (authenticated by session)."""
+"""ASGI entry point: HTTP through Django, websockets through Channels (authenticated by session).
+
+`/v1/` (the OpenAI-compatible endpoint) goes through its own Django handler with only the
+middleware it needs (playground/v1_handler.py); every other HTTP path through the console's.
+"""
 
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -11,11 +16,20 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from playground.v1_handler import PREFIX, OpenAIEndpointHandler  # noqa: E402
 from rftconsole.routing import websocket_urlpatterns  # noqa: E402
+
+v1_asgi_app = OpenAIEndpointHandler()
+
+
+async def http_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    app = v1_asgi_app if scope["path"].startswith(PREFIX) else django_asgi_app
+    await app(scope, receive, send)
+
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http_app,
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

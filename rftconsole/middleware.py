@@ -1,5 +1,5 @@
 """The console's middleware: login required everywhere except the REST API (which authenticates
-itself and answers 401), and static files in async mode."""
+itself and answers 401); static files and security headers in async mode (no thread hops)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.contrib.auth.middleware import LoginRequiredMiddleware
 from django.http import HttpRequest, HttpResponse
+from django.middleware.security import SecurityMiddleware
 from rest_framework.views import APIView
 from whitenoise.middleware import WhiteNoiseMiddleware
 
@@ -57,3 +58,13 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         if static_file is not None:
             return await sync_to_async(self.serve, thread_sensitive=False)(static_file, request)
         return await self.get_response(request)
+
+
+class SecurityHeadersMiddleware(SecurityMiddleware):
+    """Django's SecurityMiddleware, run in place in async mode: its request and response steps
+    only read settings and set headers, so they need no trip to a sync thread (Django's
+    MiddlewareMixin makes two per middleware and request)."""
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        response = self.process_request(request) or await self.get_response(request)
+        return self.process_response(request, response)

@@ -38,7 +38,10 @@ def authenticate_api_key(raw_key: str) -> ApiKey | None:
     if not raw_key.startswith(API_KEY_PREFIX):
         return None
     lookup = raw_key[len(API_KEY_PREFIX) :].split("_", 1)[0]
-    api_key = ApiKey.objects.select_related("owner").filter(lookup=lookup).first()
+    try:  # get(), not first(): `lookup` is unique, and an unordered query compiles faster
+        api_key: ApiKey | None = ApiKey.objects.select_related("owner").get(lookup=lookup)
+    except ApiKey.DoesNotExist:
+        api_key = None
     if api_key is None or not api_key.is_active or not api_key.owner.is_active:
         return None
     if not hmac.compare_digest(api_key.key_hash, hash_api_key(raw_key)):

@@ -41,3 +41,24 @@ def test_the_api_schema_and_docs_are_served_locally(alice_client: Client) -> Non
     docs = alice_client.get("/api/docs/").content.decode()
     assert "drf_spectacular_sidecar/swagger-ui-dist" in docs
     assert not EXTERNAL_ASSET.search(docs)
+
+
+def test_static_files_and_pages_are_served_by_an_all_async_middleware_chain() -> None:
+    """No sync-only middleware: one would put every request through a thread hop and back."""
+    from asgiref.sync import SyncToAsync, iscoroutinefunction
+
+    from rftconsole.asgi import django_asgi_app, v1_asgi_app
+
+    for handler in (django_asgi_app, v1_asgi_app):
+        chain = handler._middleware_chain
+        assert iscoroutinefunction(chain) and not isinstance(chain, SyncToAsync)
+
+
+def test_static_files_still_come_with_their_cache_headers() -> None:
+    import asyncio
+
+    from django.test import AsyncClient
+
+    response = asyncio.run(AsyncClient().get("/static/django_htmx/htmx-2.min.js"))
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/javascript")
+    assert "max-age" in response["Cache-Control"]

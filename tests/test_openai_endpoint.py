@@ -233,6 +233,19 @@ def test_the_rate_limit_answers_429_with_retry_after(
     assert int(raised.value.response.headers["retry-after"]) >= 1
 
 
+def test_v1_runs_only_the_middleware_an_api_key_endpoint_needs(
+    server: str, alice: User, deployment: Deployment
+) -> None:
+    """/v1/ has its own Django handler: security headers, but no session, CSRF, login or
+    clickjacking middleware (each would add two thread hops to every request)."""
+    _, raw_key = create_api_key(alice, "headers")
+    status, headers, _ = raw_request(f"{server}/models", key=raw_key)
+    assert status == 200 and headers["X-Content-Type-Options"] == "nosniff"
+    assert "X-Frame-Options" not in headers and "Cookie" not in headers.get("Vary", "")
+    page_status, page_headers, _ = raw_request(server.removesuffix("/v1") + "/login/")
+    assert page_status == 200 and page_headers["X-Frame-Options"] == "DENY"
+
+
 def test_requests_are_logged_with_metadata_and_the_log_id_header(
     alice: User, deployment: Deployment, alice_openai: openai.OpenAI, starter: ModelEntry
 ) -> None:
