@@ -13,7 +13,7 @@ largest difference between the two per-step mean-reward curves (goal ≈ 0: same
 order, same reward, same numerics). With --profile, one more run of ours under cProfile shows
 what our per-step code costs (the callback, the reward bridge) next to the step itself.
 
-    .venv/bin/python bench/engine_overhead.py [--steps 20] [--repeats 3] [--profile]
+    .venv/bin/python bench/engine_overhead.py [--steps 20] [--repeats 5] [--profile]
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def per_call(row: tuple) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="one more run of ours, profiled")
     args = parser.parse_args()
     ratios, differences = [], []
