@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, connections
 from playwright.sync_api import Page, expect, sync_playwright
 from safetensors import safe_open
 
@@ -60,6 +60,9 @@ def browser_page(
         context = new_context(chromium, f"http://127.0.0.1:{port}")
         yield context.new_page(), port
         chromium.close()
+        # ORM calls made while Playwright's loop runs get connections of their own (Django keys
+        # them by async context): close them here, or one outlives the test database.
+        connections.close_all()
 
 
 def sign_in(page: Page, user: User, port: int) -> None:
