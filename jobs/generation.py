@@ -100,19 +100,6 @@ def generate_answers(
     """One sampled answer per conversation, seeded so that a rerun gives the same answers."""
     import torch
 
-    with torch.inference_mode():
-        return _generate(model, tokenizer, conversations, sampling, batch_size)
-
-
-def _generate(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    conversations: list[list[dict[str, Any]]],
-    sampling: SamplingSettings,
-    batch_size: int,
-) -> list[str]:
-    import torch
-
     torch.manual_seed(sampling.seed)
     prompts = chat_prompts(tokenizer, conversations)
     answers: list[str] = []
@@ -123,15 +110,16 @@ def _generate(
             padding=True,
             add_special_tokens=False,
         ).to(model.device)
-        output = model.generate(
-            **batch,
-            do_sample=sampling.temperature > 0,
-            temperature=sampling.temperature if sampling.temperature > 0 else None,
-            top_p=sampling.top_p,
-            max_new_tokens=sampling.max_new_tokens,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
+        with torch.inference_mode():
+            output = model.generate(
+                **batch,
+                do_sample=sampling.temperature > 0,
+                temperature=sampling.temperature if sampling.temperature > 0 else None,
+                top_p=sampling.top_p,
+                max_new_tokens=sampling.max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
         completions = output[:, batch["input_ids"].shape[1] :]
         answers += tokenizer.batch_decode(completions, skip_special_tokens=True)
     return [answer.strip() for answer in answers]

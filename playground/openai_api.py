@@ -140,13 +140,15 @@ async def unknown_url(request: HttpRequest, rest: str = "") -> HttpResponse:
 def _deployment(api_key: ApiKey, name: str) -> Deployment:
     # get(), not first(): a live name is unique per owner, and an unordered lookup compiles in
     # half the time (this query is on every request's way to its first token).
-    deployments = owned(Deployment, api_key.owner).select_related("owner", "model__base")
+    deployments = owned(Deployment, api_key.owner).select_related("model__base")
     try:
         deployment: Deployment | None = deployments.exclude(status=Deployment.Status.DELETED).get(
             name=name
         )
     except Deployment.DoesNotExist:
         deployment = None
+    else:
+        deployment.owner = api_key.owner  # owned(): the key's own user, already loaded
     if deployment is not None and deployment.status == Deployment.Status.ACTIVE:
         return deployment
     message = f"The model `{name}` does not exist or you do not have access to it."
