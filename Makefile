@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# The libraries reward code may import, in their own directory (never the console's site-packages);
+# the sandbox shows them read-only at /opt/reward-libs.
+REWARD_LIBS := $(VENV)/reward-libs
+REWARD_LIB_PACKAGES := numpy sympy
 
 .PHONY: up test test-reliability lint format clean-venv
 
@@ -10,6 +14,7 @@ $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements.lock -e ".[dev]"
+	$(PY) -m pip install --quiet --upgrade -c requirements.lock --target $(REWARD_LIBS) $(REWARD_LIB_PACKAGES)
 	touch $(STAMP)
 
 up: $(STAMP)

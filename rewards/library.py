@@ -68,6 +68,14 @@ TEMPLATES: list[RewardTemplate] = [
         task="arithmetic",
     ),
     RewardTemplate(
+        "math-sympy",
+        "Math answer, checked with SymPy",
+        "code",
+        "Bedrock Lambda using SymPy (a sandbox library): 1.0 when the final answer equals the "
+        "reference as mathematics — 1/2 = 0.5, 2(x+2) = 2x+4, sqrt(8) = 2 sqrt(2).",
+        code_file="math_sympy.py",
+    ),
+    RewardTemplate(
         "format-constraints",
         "Format validation and constraint checking",
         "code",

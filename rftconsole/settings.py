@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -188,6 +189,9 @@ RFT_HEARTBEAT_TIMEOUT = env_int("RFT_HEARTBEAT_TIMEOUT", 90, minimum=10)
 RFT_MAX_ATTEMPTS = env_int("RFT_MAX_ATTEMPTS", 3, minimum=1)
 # Wall-clock seconds one batch of sandboxed reward code may take.
 RFT_REWARD_TIMEOUT = env_int("RFT_REWARD_TIMEOUT", 30, minimum=1)
+# The curated libraries reward code may import (numpy, sympy, …), installed apart from the
+# console's own site-packages (`make` runs `pip install --target` here) and shown read-only.
+RFT_REWARD_LIBS_DIR = env_path("RFT_REWARD_LIBS_DIR", Path(sys.prefix) / "reward-libs")
 # Hosts a judge reward may call ("*": any). Loopback by default: our own endpoint, local servers.
 RFT_JUDGE_ALLOWED_HOSTS = env_list("RFT_JUDGE_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "::1"])
 # Training data: the largest file and the most rows one dataset may have; fewer rows than the

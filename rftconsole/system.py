@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import redis
 from django.conf import settings
 
+from rewards.sandbox.status import SandboxStatus, sandbox_status
 from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE, app
 from rftconsole.models import WorkerReport
 
@@ -19,6 +20,7 @@ class SystemStatus:
     redis_detail: str
     workers: dict[str, list[str]] = field(default_factory=dict)  # queue -> worker hostnames
     reports: list[WorkerReport] = field(default_factory=list)
+    sandbox: SandboxStatus | None = None  # can this process run reward code (see rewards.sandbox)
 
     @property
     def ready(self) -> bool:
@@ -29,6 +31,7 @@ class SystemStatus:
             "ready": self.ready,
             "redis": {"ok": self.redis_ok, "detail": self.redis_detail},
             "queues": {queue: self.workers.get(queue, []) for queue in QUEUES},
+            "sandbox": self.sandbox and asdict(self.sandbox),
         }
 
 
@@ -60,4 +63,5 @@ def workers_by_queue(timeout: float = 1.0) -> dict[str, list[str]]:
 def system_status(timeout: float = 1.0) -> SystemStatus:
     redis_ok, detail = check_redis()
     workers = workers_by_queue(timeout) if redis_ok else {}
-    return SystemStatus(redis_ok, detail, workers, list(WorkerReport.objects.all()))
+    reports = list(WorkerReport.objects.all())
+    return SystemStatus(redis_ok, detail, workers, reports, sandbox_status())

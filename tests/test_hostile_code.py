@@ -1,140 +1,186 @@
-"""Hostile reward code: every attack is contained, with a clear error, and nothing else is harmed.
+"""Hostile reward code is contained, for the specific reason expected, whoever runs the console.
 
-One parametrized test runs each case in the real sandbox pool. For each it records what happened
-(tests/reports.py prints the table at the end of the run; RELIABILITY.md shows the latest).
-After each case the pool still scores a good reward, the files it aimed at are intact, and this
-process (standing in for the trainer that called the sandbox) is alive.
+The suite runs twice: with the console process as root, and as an ordinary account (made here
+when the tests run as root, as CI does; tests/sandbox_driver.py is that console process). Each
+case runs a probe twice in that console:
+- in the real sandbox pool, which must stop it with the specific error named in the case, leave
+  every file it aimed at unchanged and still score a good reward afterwards;
+- as the control, the same probe run the way a console without a sandbox would (a plain process
+  of the console's user, with its environment, modules and files), which must do the harm. So a
+  probe that could never work is caught: the test then fails on the control.
+Results go to the report table (tests/reports.py; RELIABILITY.md shows the latest).
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
-from django.conf import settings
 
-from rewards.sandbox.runner import Limits, SandboxError, SandboxPool
+from tests.hostile_cases import CASES, Case
 from tests.reports import record
 
 pytestmark = pytest.mark.reliability
 
-REPORT = ("hostile-reward-code", ("Case", "Contained", "What happened"))
-ROW = {"messages": [{"role": "user", "content": "2 + 5?"}], "ground_truth": "7"}
+BASE_DIR = Path(__file__).resolve().parents[1]
+ACCOUNT = "rft-sandbox-test"
+REPORT = (
+    "hostile-reward-code",
+    ("Console runs as", "Case", "Contained", "In the sandbox", "Control"),
+)
 GOOD = "def grade(sample, item):\n    return 1.0 if item['ground_truth'] in sample['output_text'] else 0.0\n"
 
-BASE_DIR = Path(settings.BASE_DIR)
-SECRET_FILE = str(Path(settings.DATA_DIR) / "secret_key")
-DB_FILE = str(settings.DATABASES["default"]["NAME"])
-SETTINGS_FILE = str(BASE_DIR / "rftconsole" / "settings.py")
-MANAGE_PY = str(BASE_DIR / "manage.py")
-PWNED = [BASE_DIR / "pwned.txt", Path("/etc/pwned")]
 
-# case: (the body of grade(), a piece of the error the user must see)
-HOSTILE = {
-    "infinite loop": ("while True:\n    pass", "timed out after 3 s"),
-    "ignore SIGTERM, then loop": (
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    pass",
-        "timed out after 3 s",
-    ),
-    "memory bomb": ("x = bytearray(4 * 1024**3)", "MemoryError"),
-    "slow memory growth": ("x = []\nwhile True:\n    x.append(' ' * 10**6)", "MemoryError"),
-    "deep recursion": ("def f(n):\n    return f(n + 1)\nf(0)", "RecursionError"),
-    "fork bomb": ("while True:\n    os.fork()", "BlockingIOError"),
-    "spawn a shell (posix_spawn)": (
-        "os.posix_spawn('/bin/sh', ['sh', '-c', 'id'], {})",
-        "BlockingIOError",
-    ),
-    "start threads": (
-        "import _thread\nfor _ in range(50):\n    _thread.start_new_thread(lambda: None, ())",
-        "can't start new thread",
-    ),
-    "import subprocess": ("import importlib\nimportlib.import_module('subprocess')", "subprocess"),
-    "replace itself with a shell (execv)": (
-        "os.execv('/bin/sh', ['sh', '-c', 'echo pwned'])",
-        "the reward process exited",
-    ),
-    "crash the interpreter (segfault)": (
-        "import ctypes\nctypes.string_at(0)",
-        "crashed (segmentation fault)",
-    ),
-    "close every file descriptor": ("os.closerange(0, 1024)", "the reward process exited"),
-    "read the secret key": (f"open({SECRET_FILE!r}).read()", "Error"),
-    "read the database": (f"open({DB_FILE!r}, 'rb').read()", "Error"),
-    "read the settings": (f"open({SETTINGS_FILE!r}).read()", "Error"),
-    "list the data dir": (f"os.listdir({str(settings.DATA_DIR)!r})", "FileNotFoundError"),
-    "read another process's environment": ("open('/proc/1/environ', 'rb').read()", "Error"),
-    "read the environment": (
-        "assert sorted(os.environ) == ['LANG'], sorted(os.environ)\nraise RuntimeError('env is empty')",
-        "env is empty",
-    ),
-    "read ssh keys": ("os.listdir(os.path.expanduser('~/.ssh'))", "FileNotFoundError"),
-    "open a network socket": (
-        "socket.create_connection(('127.0.0.1', 6379), timeout=2)",
-        "Network is unreachable",
-    ),
-    "resolve a host name": ("socket.getaddrinfo('pypi.org', 443)", "gaierror"),
-    "kill the parent and every pid": (
-        "os.kill(os.getppid(), signal.SIGKILL)\nfor pid in range(2, 3000):\n    try:\n        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass\nraise RuntimeError('nothing to kill')",
-        "nothing to kill",
-    ),
-    "kill -1 (everything it may signal)": ("os.kill(-1, signal.SIGKILL)", "ProcessLookupError"),
-    "become root": ("os.setuid(0)", "PermissionError"),
-    "write outside its temp dir": (f"open({str(PWNED[0])!r}, 'w').write('x')", "Error"),
-    "write to /etc": (f"open({str(PWNED[1])!r}, 'w').write('x')", "Error"),
-    "delete the source tree": (f"os.remove({MANAGE_PY!r})", "Error"),
-    "make the source writable": (f"os.chmod({MANAGE_PY!r}, 0o777)", "Error"),
-    "fill the disk": (
-        "f = open('/tmp/big', 'wb')\nfor _ in range(20000):\n    f.write(b'x' * 1024 * 1024)",
-        "File too large",
-    ),
-    "exit the process": ("os._exit(3)", "exited with code 3"),
-}
+@dataclass
+class Console:
+    """The driver process: one JSON request, one JSON answer."""
+
+    process: subprocess.Popen[str]
+    hello: dict[str, Any]
+
+    def ask(self, **request: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        assert line, f"the console process died (exit {self.process.poll()})"
+        return json.loads(line)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
 
-@pytest.fixture(scope="module")
-def pool() -> SandboxPool:
-    return SandboxPool(Limits(batch_timeout=3, memory_bytes=256 * 1024**2))
-
-
-def grade_body(body: str) -> str:
-    lines = "\n".join(f"    {line}" for line in body.strip().splitlines())
-    return f"import os, socket, signal\n\ndef grade(sample, item):\n{lines}\n    return 1.0\n"
-
-
-def run(pool: SandboxPool, code: str) -> dict:
-    return pool.run(
-        code, [{"id": "0", "output_text": "#### 7", "prompt": ROW["messages"], "row": ROW}]
-    )
-
-
-def fingerprint(path: str) -> tuple[str, int]:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest(), Path(path).stat().st_mode
-
-
-def test_there_are_at_least_15_hostile_cases() -> None:
-    assert len(HOSTILE) >= 15
-
-
-@pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_code_is_contained_with_a_clear_error(pool: SandboxPool, case: str) -> None:
-    body, expected = HOSTILE[case]
-    guarded = {path: fingerprint(path) for path in (MANAGE_PY, SECRET_FILE, SETTINGS_FILE)}
+def make_account() -> pwd.struct_passwd:
     try:
-        reply = run(pool, grade_body(body))
-        message = reply.get("error") or reply["results"][0].get("error", "")
-    except SandboxError as error:
-        message = f"stopped by the sandbox: {error}"
-    harmed = [str(p) for p in PWNED if p.exists()]
-    harmed += [path for path, before in guarded.items() if fingerprint(path) != before]
-    still_works = run(pool, GOOD)["results"][0].get("score") == 1.0
-    contained = expected in message and not harmed and still_works and os.getppid() > 1
-    what = message.strip().splitlines()[-1][:160] if message.strip() else "(no error)"
-    record(
-        *REPORT, case, "yes" if contained else "NO", what + (f"; harmed {harmed}" if harmed else "")
+        return pwd.getpwnam(ACCOUNT)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--create-home", "--shell", "/usr/sbin/nologin", ACCOUNT], check=True
+        )
+        return pwd.getpwnam(ACCOUNT)
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI runs the hostile suite in both modes)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module", params=["root", "an ordinary user"])
+def console(request: pytest.FixtureRequest) -> Iterator[Console]:
+    options: dict[str, Any] = {"account": None}
+    if request.param == "root":
+        if os.getuid() != 0:
+            unavailable("running the console as root needs the tests to run as root")
+        options["data_dir"] = str(BASE_DIR / ".test-data" / "hostile-root" / "data")
+        cleanup = BASE_DIR / ".test-data" / "hostile-root"
+    elif os.getuid() == 0:
+        account = make_account()
+        options.update(account=ACCOUNT, data_dir=f"{account.pw_dir}/rft-data")
+        cleanup = Path(account.pw_dir) / "rft-data"
+    else:  # already an ordinary user: the console runs as this user
+        cleanup = BASE_DIR / ".test-data" / f"hostile-{os.getuid()}"
+        options["data_dir"] = str(cleanup / "data")
+    shutil.rmtree(cleanup, ignore_errors=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.sandbox_driver", json.dumps(options)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=BASE_DIR,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "RFT_DATA_DIR"},
+            "RFT_PROBE_SECRET": secrets.token_hex(8),  # in the console's initial environment
+        },
     )
-    assert expected in message, message
-    assert harmed == []
+    assert process.stdout is not None
+    hello = json.loads(process.stdout.readline())
+    assert not Path(hello["data_dir"]).is_relative_to("/tmp")  # hiding it is really tested
+    yield Console(process, {**hello, "mode": request.param})
+    process.kill()
+    process.wait()
+    shutil.rmtree(cleanup, ignore_errors=True)
+
+
+def context(console: Console) -> SimpleNamespace:
+    hello = console.hello
+    return SimpleNamespace(**hello, base_dir=str(BASE_DIR), marker=f"{hello['pid']}")
+
+
+def module(case: Case, c: SimpleNamespace) -> str:
+    """The probe as a reward file: a whole module (lambda_handler) or the body of grade()."""
+    text = case.probe(c)
+    if "def lambda_handler" in text:
+        return "import json, os, sys\n" + text
+    lines = "\n".join(f"    {line}" for line in text.strip().splitlines())
+    return f"import os, socket, signal, sys, time\n\ndef grade(sample, item):\n{lines}\n    return 1.0\n"
+
+
+def describe(answer: dict[str, Any]) -> str:
+    text = answer.get("message") or answer.get("stdout", "")[-120:] or "(no error)"
+    return text.strip().splitlines()[-1][:160] if text.strip() else "(no error)"
+
+
+def test_the_suite_covers_what_the_issue_lists() -> None:
+    names = " ".join(CASES)
+    for needed in (
+        "unix socket server", "TCP", "abstract unix socket", "home dotfile", "shadow",
+        "data dir", "source tree", "environment", "outlive", "stack overflow", "metrics",
+        "metric name", "error message", "prints", "protocol pipe", "project's own modules",
+    ):  # fmt: skip
+        assert needed in names, needed
+    assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile_code_is_contained_for_the_specific_reason(console: Console, name: str) -> None:
+    case, c = CASES[name], context(console)
+    code = module(case, c)
+    before = console.ask(op="reset")
+    boxed = console.ask(op="sandbox", code=code)
+    harmed = {k: v for k, v in boxed["fingerprint"].items() if before.get(k) != v}
+    still_works = console.ask(op="sandbox", code=GOOD).get("score") == 1.0
+    control = console.ask(op="control", code=code, timeout=case.control_timeout)
+    console.ask(op="reset")  # the control did the harm: put everything back
+    seen = f"{boxed['message']} {boxed.get('stdout', '')[-200:]}"
+    reasons = (case.contained,) if isinstance(case.contained, str) else case.contained
+    contained = any(r in seen for r in reasons) and not harmed and still_works
+    record(
+        *REPORT,
+        console.hello["mode"],
+        name,
+        "yes" if contained and case.harm(control) else "NO",
+        describe(boxed),
+        control_summary(control),
+    )
+    assert any(r in seen for r in reasons), (reasons, boxed)
+    assert len(boxed["message"]) <= 8000  # the error itself is bounded
+    assert harmed == {}, harmed
     assert still_works  # the pool still scores a good reward afterwards
-    assert os.getppid() > 1  # and this process is alive and unharmed
+    assert console.alive  # and the console process is unharmed
+    assert case.harm(control), f"the control did no harm, so the probe proves nothing: {control}"
+
+
+def control_summary(control: dict[str, Any]) -> str:
+    outcome = control["outcome"]
+    detail = {
+        "returned": f"did it ({control.get('size', 0):,} bytes back)",
+        "raised": f"raised {control.get('detail', '')[:60]} ({control.get('size', 0):,} chars)",
+        "signal": f"killed by signal {control.get('detail')}",
+        "running": "still running at its time limit",
+        "exited": f"exited with code {control.get('detail')}",
+    }[outcome]
+    pipe = control.get("pipe_bytes", 0)
+    return detail + (f"; wrote {pipe:,} bytes to the pipe" if pipe else "")

@@ -110,6 +110,19 @@ def test_code_generation_runs_the_rows_unit_tests_in_the_sandbox(alice: User) ->
     assert scores == [1.0, 0.5, 0.0]
 
 
+def test_the_sympy_template_accepts_equal_maths_in_any_spelling(alice: User) -> None:
+    half = {"messages": chat("Half of one?"), "reference_answer": "1/2"}
+    factored = {"messages": chat("Expand 2(x+2)."), "reference_answer": {"final_answer": "2x + 4"}}
+    answers = [
+        (half, "One half. #### 0.5"),
+        (half, "#### 0.25"),
+        (factored, "#### 2*(x + 2)"),
+        (factored, "#### 2x + 2"),
+        (half, "#### ((("),
+    ]
+    assert score(alice, "math-sympy", answers) == [1.0, 0.0, 1.0, 0.0, 0.0]
+
+
 def test_json_extraction_checks_the_rows_schema_and_values(alice: User) -> None:
     row = {
         "messages": chat("Extract."),

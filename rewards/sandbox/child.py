@@ -1,14 +1,16 @@
 """The program that runs user reward code, inside the sandbox. Standard library only.
 
-The parent starts it as `python -I -S -c <this file's text>` in fresh user/mount/network/pid
-namespaces (see runner.py), with an empty environment and the data dir and source tree hidden.
-Here it forks once so user code runs as PID 1 of the new pid namespace (it cannot see or signal
-the console's processes), mounts a private /proc, drops to `nobody` when started as root, applies
-resource limits, then serves batches: one length-prefixed pickled request on stdin (pickle only
+bwrap starts it as `python -I -S -c <this file's text> <config JSON>` in its allowlist root (see
+bwrap.py). Before any user code runs it closes every inherited file but the protocol pipe, gives
+up uid 0 and every capability where the console runs as root, applies resource limits and says
+it is ready. Then it serves batches: one length-prefixed pickled request on stdin (pickle only
 flows from the trusted parent to here, never back), one JSON reply line on the protocol pipe.
-User code's prints go to a capped buffer, never to the protocol pipe.
+User code's prints go to a capped buffer, never to the protocol pipe. What it returns is checked
+and capped here (a clear per-row error); the parent checks the reply again, since code running in
+this process could bypass anything done here.
 """
 
+import ctypes
 import io
 import json
 import math
@@ -20,46 +22,21 @@ import time
 import traceback
 
 NOBODY = 65534
-MAX_OUTPUT = 64 * 1024
+LIBS_INSIDE = "/opt/reward-libs"
+MAX_OUTPUT = 64 * 1024  # characters of captured prints per batch
+MAX_COMPONENTS = 32  # metrics per row
+MAX_NAME = 64  # characters in a metric's name or type
+MAX_ERROR = 2000  # characters in one row's error
+PR_CAPBSET_DROP = 24
 
-
-def _mount_proc() -> None:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount(b"proc", b"/proc", b"proc", 0, None)
-
-
-# Imported before privileges drop, so reward code finds the same modules on every installation,
-# even where the interpreter's own files are not readable by `nobody`.
+# Imported while the interpreter's files are certainly readable (before the uid switch), so
+# reward code finds the same modules on every installation.
 PRELOADED = [
-    "ast",
-    "bisect",
-    "collections",
-    "copy",
-    "dataclasses",
-    "datetime",
-    "decimal",
-    "difflib",
-    "enum",
-    "fractions",
-    "functools",
-    "hashlib",
-    "heapq",
-    "itertools",
-    "math",
-    "operator",
-    "random",
-    "re",
-    "socket",
-    "statistics",
-    "string",
-    "textwrap",
-    "typing",
-    "unicodedata",
-    "signal",
-    "encodings.idna",
-]
+    "ast", "bisect", "collections", "copy", "dataclasses", "datetime", "decimal", "difflib",
+    "enum", "fractions", "functools", "hashlib", "heapq", "itertools", "math", "operator",
+    "random", "re", "socket", "statistics", "string", "textwrap", "typing", "unicodedata",
+    "signal", "encodings.idna",
+]  # fmt: skip
 
 
 def _preload() -> None:
@@ -69,11 +46,24 @@ def _preload() -> None:
         importlib.import_module(name)
 
 
+def _close_inherited(keep: int) -> None:
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 16)
+
+
 def _drop_privileges() -> None:
-    if os.getuid() == 0:
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+    """Root inside the namespace only until here: no capabilities, uid and gid 65534."""
+    if os.getuid() != 0:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # past the last capability this kernel knows
+    os.setgroups([])
+    os.setresgid(NOBODY, NOBODY, NOBODY)
+    os.setresuid(NOBODY, NOBODY, NOBODY)  # clears the permitted and effective capabilities
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    libc.capset(header, (ctypes.c_uint32 * 6)())  # and the inheritable set: nothing at all
 
 
 def _limit(limits: dict) -> None:
@@ -82,7 +72,7 @@ def _limit(limits: dict) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"], limits["file_bytes"]))
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # no new processes at all
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # no new processes or threads at all
 
 
 class CappedOutput(io.TextIOBase):
@@ -113,18 +103,35 @@ def _number(value: object) -> float:
     return float(value)
 
 
+def _label(value: object, what: str) -> str:
+    text = str(value)
+    if len(text) > MAX_NAME:
+        raise ValueError(f"a metric's {what} is {len(text):,} characters; at most {MAX_NAME}")
+    return text
+
+
 def _components(entry: dict) -> list:
-    if "metrics_list" in entry:
+    metrics = entry.get("metrics_list")
+    raw = entry.get("reward_components") or {}
+    count = len(metrics) if metrics is not None else len(raw)
+    if count > MAX_COMPONENTS:
+        raise ValueError(f"{count:,} metrics for one row; at most {MAX_COMPONENTS}")
+    if metrics is not None:
         return [
             {
-                "name": str(m["name"]),
+                "name": _label(m["name"], "name"),
                 "value": _number(m["value"]),
-                "type": str(m.get("type", "Metric")),
+                "type": _label(m.get("type", "Metric"), "type"),
             }
-            for m in entry["metrics_list"]
+            for m in metrics
         ]
-    raw = entry.get("reward_components") or {}
-    return [{"name": str(k), "value": _number(v), "type": "Reward"} for k, v in raw.items()]
+    return [
+        {"name": _label(k, "name"), "value": _number(v), "type": "Reward"} for k, v in raw.items()
+    ]
+
+
+def _capped(text: str) -> str:
+    return text if len(text) <= MAX_ERROR else text[:MAX_ERROR] + " […]"
 
 
 def _run_lambda(namespace: dict, batch: dict) -> tuple:
@@ -149,12 +156,12 @@ def lambda_results(returned: object, ids: list) -> tuple:
     if not isinstance(returned, list):
         raise TypeError(f"lambda_handler must return a list, got {type(returned).__name__}")
     if len(returned) != len(ids):
-        raise ValueError(f"lambda_handler returned {len(returned)} results for {len(ids)} items")
+        raise ValueError(f"lambda_handler returned {len(returned):,} results for {len(ids)} items")
     by_id = {}
     for position, entry in enumerate(returned):
         if not isinstance(entry, dict):
             raise TypeError(f"result {position} is a {type(entry).__name__}, not an object")
-        by_id[str(entry.get("id", ids[position]))] = entry
+        by_id[str(entry.get("id", ids[position]))[: MAX_NAME * 4]] = entry
     scores, errors, components = [], {}, {}
     for position, item_id in enumerate(ids):
         entry = by_id.get(item_id)
@@ -167,7 +174,7 @@ def lambda_results(returned: object, ids: list) -> tuple:
             found = _components(entry)
         except (TypeError, ValueError, KeyError) as error:
             scores.append(None)
-            errors[position] = str(error)
+            errors[position] = _capped(str(error))
             continue
         scores.append(score)
         if found:
@@ -187,7 +194,7 @@ def _run_grade(namespace: dict, batch: dict) -> tuple:
             scores.append(_number(grade(sample, rows[r]["row"])))
         except Exception as error:  # noqa: BLE001 - one row's failure is that row's error
             scores.append(None)
-            errors[position] = f"{type(error).__name__}: {error}"
+            errors[position] = _capped(f"{type(error).__name__}: {error}")
     return scores, errors, {}
 
 
@@ -200,6 +207,32 @@ def _requests():
         yield pickle.loads(stream.read(int.from_bytes(header, "big")))  # noqa: S301 - from the parent
 
 
+def _score(request: dict, compiled: dict) -> dict:
+    key = request["code_hash"]
+    if key not in compiled:
+        namespace = {"__name__": "reward"}
+        exec(compile(request["code"], "reward.py", "exec"), namespace)  # noqa: S102
+        compiled.clear()  # keep only the current code
+        compiled[key] = namespace
+    namespace = compiled[key]
+    runner = _run_lambda if "lambda_handler" in namespace else _run_grade
+    if runner is _run_grade and "grade" not in namespace:
+        raise NameError("define lambda_handler(event, context) or grade(sample, item)")
+    started = time.perf_counter()
+    scores, errors, components = runner(namespace, request)
+    seconds = time.perf_counter() - started  # the reward's own time, for the pool
+    return {"scores": scores, "errors": errors, "components": components, "s": seconds}
+
+
+def _failure(error: BaseException) -> dict:
+    if isinstance(error, KeyboardInterrupt | SystemExit):
+        return {"error": f"the code raised {type(error).__name__}"}
+    if isinstance(error, MemoryError):
+        return {"error": "MemoryError: the reward used more memory than allowed"}
+    trace = traceback.format_exception(type(error), error, error.__traceback__, limit=-3)
+    return {"error": "".join(trace)[-4000:]}
+
+
 def _serve(replies) -> None:
     compiled = {}
     for request in _requests():
@@ -207,32 +240,16 @@ def _serve(replies) -> None:
         real_out, real_err = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = output
         try:
-            key = request["code_hash"]
-            if key not in compiled:
-                namespace = {"__name__": "reward"}
-                exec(compile(request["code"], "reward.py", "exec"), namespace)  # noqa: S102
-                compiled = {key: namespace}  # keep only the current code
-            namespace = compiled[key]
-            runner = _run_lambda if "lambda_handler" in namespace else _run_grade
-            if runner is _run_grade and "grade" not in namespace:
-                raise NameError("define lambda_handler(event, context) or grade(sample, item)")
-            started = time.perf_counter()
-            scores, errors, components = runner(namespace, request)
-            seconds = time.perf_counter() - started  # the reward's own time, for the pool
-            reply = {"scores": scores, "errors": errors, "components": components, "s": seconds}
+            reply = _score(request, compiled)
         except BaseException as error:  # noqa: BLE001 - report anything, then keep serving
-            if isinstance(error, KeyboardInterrupt | SystemExit):
+            try:
+                reply = _failure(error)
+            except BaseException:  # noqa: BLE001 - e.g. a message too large to format
                 reply = {"error": f"the code raised {type(error).__name__}"}
-            elif isinstance(error, MemoryError):
-                reply = {"error": "MemoryError: the reward used more memory than allowed"}
-            else:
-                trace = traceback.format_exception(
-                    type(error), error, error.__traceback__, limit=-3
-                )
-                reply = {"error": "".join(trace)[-4000:]}
         finally:
             sys.stdout, sys.stderr = real_out, real_err
         reply["stdout"] = output.value()
+        reply["seq"] = request.get("seq")
         usage = resource.getrusage(resource.RUSAGE_SELF)
         reply["cpu"] = usage.ru_utime + usage.ru_stime
         replies.write(json.dumps(reply) + "\n")
@@ -240,19 +257,16 @@ def _serve(replies) -> None:
 
 
 def main() -> None:
-    config = json.loads(os.environ.pop("RFT_SANDBOX", "{}"))
-    child = os.fork()
-    if child:  # the first process only waits: its child is PID 1 of the new pid namespace
-        os.close(config["reply_fd"])
-        _, status = os.waitpid(child, 0)
-        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-    if config.get("new_proc"):
-        _mount_proc()
+    config = json.loads(sys.argv[1])
+    _close_inherited(config["reply_fd"])
     _preload()
     _drop_privileges()
+    if os.path.isdir(LIBS_INSIDE):
+        sys.path.append(LIBS_INSIDE)
     _limit(config["limits"])
-    os.chdir("/tmp")  # noqa: S108 - a private tmpfs inside the sandbox
     replies = os.fdopen(config["reply_fd"], "w", encoding="utf-8")
+    replies.write(json.dumps({"ready": True, "uid": os.getuid()}) + "\n")
+    replies.flush()
     _serve(replies)
 
 

@@ -1,18 +1,18 @@
 """Run user reward code in sandboxed worker processes: the one module that executes user code.
 
-Each worker is a fresh interpreter (`python -I -S`, no site-packages, empty environment) started in
-new mount, network and pid namespaces (plus a user namespace when not root). Before it runs, the
-data dir, the source tree and the user's caches are covered by empty tmpfs mounts and /tmp is a
-private tmpfs, so there is nothing to read and no network to reach. child.py then drops to
-`nobody` (when root), applies CPU/memory/process/file limits and serves batches. The parent keeps
-a small warm pool, enforces a wall-clock timeout per batch and replaces any worker that crashes,
-times out or has served its quota. If the kernel refuses the namespaces, user code does not run.
+Each worker is a fresh interpreter that bubblewrap starts in an allowlist root (bwrap.py): nothing
+but the interpreter, its libraries, the curated reward libraries and a private /tmp exists for it;
+no network, uid 65534 in a user namespace, no capabilities. child.py applies CPU/memory/process/
+file limits and serves batches. The parent keeps a small warm pool, enforces a wall-clock timeout
+per batch, reads and checks every reply within fixed bounds (replies.py), and replaces any worker
+that crashes, times out, misbehaves or has served its quota. If the kernel refuses the namespaces,
+user code does not run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import functools
 import hashlib
 import json
 import os
@@ -20,22 +20,24 @@ import pickle
 import select
 import signal
 import subprocess
-import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x10000000, 0x20000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
+from rewards.sandbox.bwrap import IsolationUnavailable, SandboxError, command
+from rewards.sandbox.replies import MAX_REPLY_BYTES, MalformedReply, check_reply
+
+__all__ = ["IsolationUnavailable", "Limits", "SandboxError", "SandboxPool", "default_pool"]
+
 CHILD_SOURCE = (Path(__file__).with_name("child.py")).read_text()
-
-
 SPIN_SECONDS = 0.0005
 SPLIT_ABOVE_SECONDS = 0.005  # batches slower than this are worth spreading over two workers
+START_TIMEOUT = 30.0  # seconds a new worker may take to say it is ready
 
 
 @dataclass(frozen=True)
@@ -43,63 +45,42 @@ class Limits:
     cpu_seconds: int = 300  # over a worker's life: it retires at half of this, or `max_batches`
     memory_bytes: int = 512 * 1024**2
     file_bytes: int = 8 * 1024**2
+    tmp_bytes: int = 64 * 1024**2  # the private /tmp, all files together
     batch_timeout: float = 30.0
     max_batches: int = 10_000
 
 
-class SandboxError(RuntimeError):
-    """The batch could not be scored; the message says why (timeout, crash, limit)."""
+SIGNALS = {
+    signal.SIGKILL: "killed (out of memory, or a limit was hit)",
+    signal.SIGXCPU: "exceeded its CPU time limit",
+    signal.SIGXFSZ: "wrote a file larger than allowed",
+    signal.SIGSEGV: "crashed (segmentation fault)",
+    signal.SIGABRT: "aborted",
+}
 
 
-class IsolationUnavailable(SandboxError):
-    pass
+_spawners: dict[int, ThreadPoolExecutor] = {}  # by pid: a forked process needs its own thread
 
 
-def _interpreter() -> str:
-    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
-
-
-def hidden_paths() -> list[str]:
-    """Directories the user code must not see, except any that holds the interpreter itself."""
-    home = Path.home()
-    candidates = [
-        settings.DATA_DIR, settings.BASE_DIR, settings.STARTER_CACHE,
-        home / ".cache", home / ".ssh", home / ".config", home / ".aws", home / ".huggingface",
-    ]  # fmt: skip
-    keep = Path(sys.base_prefix).resolve()
-    paths: list[Path] = []
-    for path in sorted({Path(c).resolve() for c in candidates}, key=lambda p: len(p.parts)):
-        covered = any(path.is_relative_to(hidden) for hidden in paths)
-        if path.is_dir() and not keep.is_relative_to(path) and not covered:
-            paths.append(path)
-    return [str(path) for path in paths]
-
-
-def _enter_namespaces(hide: list[str]) -> None:
-    """preexec_fn: runs in the forked child, before exec."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    uid, gid, root = os.getuid(), os.getgid(), os.getuid() == 0
-    os.setsid()
-    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | (0 if root else CLONE_NEWUSER)
-    if libc.unshare(flags) != 0:
-        raise OSError(ctypes.get_errno(), "unshare failed: Linux namespaces are unavailable")
-    if not root:
-        Path("/proc/self/setgroups").write_text("deny")
-        Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
-        Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
-    if libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-        raise OSError(ctypes.get_errno(), "could not make mounts private")
-    for path in hide:
-        if (
-            libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=4k,mode=0")
-            != 0
-        ):
-            raise OSError(ctypes.get_errno(), f"could not hide {path}")
-    for scratch in ("/tmp", "/var/tmp", "/dev/shm"):  # noqa: S108 - covered by private tmpfs
-        if os.path.isdir(scratch):
-            libc.mount(
-                b"tmpfs", scratch.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=64m,mode=1777"
-            )
+def _spawn(argv: list[str], fds: tuple[int, ...]) -> subprocess.Popen[bytes]:
+    """Start bwrap from one thread that lives as long as this process. `--die-with-parent` ties
+    the sandbox to the *thread* that started it: one started from a short-lived thread (a
+    request's, a background spare's) would be killed when that thread ends."""
+    spawner = _spawners.get(os.getpid())
+    if spawner is None:
+        spawner = _spawners[os.getpid()] = ThreadPoolExecutor(1, "sandbox-spawner")
+    start = functools.partial(
+        subprocess.Popen,
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={"LANG": "C.UTF-8"},
+        cwd="/",
+        pass_fds=fds,
+        start_new_session=True,
+    )
+    return spawner.submit(start).result()
 
 
 class SandboxWorker:
@@ -110,33 +91,42 @@ class SandboxWorker:
         self.cpu_used = 0.0  # CPU seconds the worker has used, as it reports
         self.code_hash: str | None = None  # the only reward code this worker will ever run
         reply_read, reply_write = os.pipe()
-        config = {"reply_fd": reply_write, "limits": asdict(limits), "new_proc": True}
-        hide = hidden_paths()
+        config = json.dumps({"reply_fd": reply_write, "limits": asdict(limits)})
         try:
-            self.process = subprocess.Popen(
-                [_interpreter(), "-I", "-S", "-c", CHILD_SOURCE],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                env={"RFT_SANDBOX": json.dumps(config), "LANG": "C.UTF-8"},
-                cwd="/",
-                pass_fds=(reply_write,),
-                preexec_fn=lambda: _enter_namespaces(hide),
-            )
+            argv, fds = command(CHILD_SOURCE, config, limits.tmp_bytes)
+            self.process = _spawn(argv, (reply_write, *fds))
         except (OSError, subprocess.SubprocessError) as error:
-            raise IsolationUnavailable(
-                f"The reward sandbox could not start ({error}). It needs Linux user, mount, "
-                "network and pid namespaces (unshare); user code is never run without them."
-            ) from None
+            os.close(reply_read)
+            raise IsolationUnavailable(f"bwrap could not be started ({error})") from None
         finally:
             os.close(reply_write)
         self.replies = reply_read
         self.buffer = b""
+        self._wait_until_ready()
+
+    def _wait_until_ready(self) -> None:
+        try:
+            ready = json.loads(self._read_line(time.monotonic() + START_TIMEOUT))
+        except (SandboxError, ValueError):
+            ready = {}
+        if ready.get("ready") is not True:
+            reason = self._startup_failure()
+            self.close()
+            raise IsolationUnavailable(reason)
+
+    def _startup_failure(self) -> str:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        assert self.process.stderr is not None
+        if self.process.poll() is None:
+            return "it did not answer"
+        text = self.process.stderr.read(4000).decode(errors="replace").strip()
+        return text.replace("\n", " ") or self._death_reason()
 
     def send(self, request: dict[str, Any]) -> None:
         assert self.process.stdin is not None
         try:
-            payload = pickle.dumps(request, protocol=5)  # trusted → sandbox only; replies are JSON
+            payload = pickle.dumps({**request, "seq": self.batches}, protocol=5)
             self.process.stdin.write(len(payload).to_bytes(8, "big") + payload)
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
@@ -144,14 +134,27 @@ class SandboxWorker:
         self.batches += 1
         self.sent_at = time.monotonic()
 
-    def receive(self) -> dict[str, Any]:
-        reply = json.loads(self._read_line(self.sent_at + self.limits.batch_timeout))
-        self.cpu_used = float(reply.pop("cpu", 0.0))
-        return reply
+    def receive(self, count: int) -> dict[str, Any]:
+        """The reply to the last batch of `count` rows, checked (replies.py)."""
+        line = self._read_line(self.sent_at + self.limits.batch_timeout)
+        try:
+            reply = json.loads(line)
+            if not isinstance(reply, dict) or reply.get("seq") != self.batches - 1:
+                raise MalformedReply("the reply is not the answer to this batch")
+            self.cpu_used = float(reply.pop("cpu", 0.0))
+            return check_reply(reply, count)
+        except (ValueError, TypeError) as error:  # MalformedReply is a ValueError
+            self.kill()
+            raise SandboxError(f"the reward process sent a malformed reply ({error})") from None
 
     def _read_line(self, deadline: float) -> bytes:
         spin_until = time.monotonic() + SPIN_SECONDS
         while b"\n" not in self.buffer:
+            if len(self.buffer) > MAX_REPLY_BYTES:
+                self.kill()
+                raise SandboxError(
+                    f"the reward process sent a reply larger than {MAX_REPLY_BYTES // 1024**2} MB"
+                )
             now = time.monotonic()
             remaining = deadline - now
             if remaining <= 0:
@@ -167,6 +170,11 @@ class SandboxWorker:
                     raise SandboxError(self._death_reason())
                 self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
+        if len(line) > MAX_REPLY_BYTES:
+            self.kill()
+            raise SandboxError(
+                f"the reward process sent a reply larger than {MAX_REPLY_BYTES // 1024**2} MB"
+            )
         return line
 
     def _death_reason(self) -> str:
@@ -175,15 +183,10 @@ class SandboxWorker:
         except subprocess.TimeoutExpired:
             self.kill()
             return "the reward process stopped answering"
-        if 128 < code < 256:  # the namespace's init reports a child killed by signal N as 256 - N
-            code -= 256
-        detail = {
-            -signal.SIGKILL: "killed (out of memory, or a limit was hit)",
-            -signal.SIGXCPU: "exceeded its CPU time limit",
-            -signal.SIGXFSZ: "wrote a file larger than allowed",
-            -signal.SIGSEGV: "crashed (segmentation fault)",
-        }.get(code, f"exited with code {code}")
-        return f"the reward process {detail}"
+        signum = code - 128 if 128 < code < 192 else -code  # bwrap reports signal N as 128 + N
+        if signum > 0:
+            return f"the reward process {SIGNALS.get(signum, f'was killed by signal {signum}')}"
+        return f"the reward process exited with code {code}"
 
     @property
     def usable(self) -> bool:
@@ -195,8 +198,12 @@ class SandboxWorker:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
-        os.close(self.replies)
+        if self.replies >= 0:
+            os.close(self.replies)
         self.replies = -1
+        for stream in (self.process.stdin, self.process.stderr):
+            with contextlib.suppress(OSError):
+                stream.close()  # type: ignore[union-attr]
 
     def close(self) -> None:
         if self.replies >= 0:
@@ -263,7 +270,11 @@ class SandboxPool:
                 self._replace()
                 sent.append(error)
         pairs = zip(workers, sent, strict=True)
-        replies = [failed or self._receive(worker) for worker, failed in pairs]
+        counts = [len(batch["ids"]) for batch in batches]
+        replies = [
+            failed or self._receive(worker, count)
+            for (worker, failed), count in zip(pairs, counts, strict=True)
+        ]
         # The reward's own time, as the workers measured it (not process starts or transport).
         work = [r.pop("s", 0.0) for r in replies if isinstance(r, dict)]
         self.last_seconds[code_hash] = float(sum(work))
@@ -299,9 +310,9 @@ class SandboxPool:
                 others[0].close()
             self.idle.append(worker)
 
-    def _receive(self, worker: SandboxWorker) -> dict[str, Any] | SandboxError:
+    def _receive(self, worker: SandboxWorker, count: int) -> dict[str, Any] | SandboxError:
         try:
-            reply = worker.receive()
+            reply = worker.receive(count)
         except SandboxError as error:
             worker.close()
             self._replace()

@@ -35,3 +35,11 @@ def last_user_turn(messages: list[dict] | None) -> str:
 def metadata_of(row: dict) -> dict:
     """A row's extra fields: what its reward receives as metadata, besides the conversation."""
     return {k: v for k, v in row.items() if k not in {"messages", "reference_answer"}}
+
+
+@register.simple_tag
+def reward_libraries() -> str:
+    """The curated libraries reward code may import besides the standard library."""
+    from rewards.sandbox.bwrap import available_reward_libs
+
+    return ", ".join(available_reward_libs()) or "none installed"

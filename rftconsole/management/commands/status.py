@@ -39,3 +39,6 @@ class Command(BaseCommand):
             workers = status.workers.get(queue, [])
             listed = ", ".join(workers) if workers else "no worker"
             self.stdout.write(f"{queue:<8} {'ok' if workers else 'DOWN'}  {listed}")
+        if status.sandbox:
+            state = "ok" if status.sandbox.ok else "REFUSED"
+            self.stdout.write(f"sandbox  {state}  {status.sandbox.line()}")

@@ -20,6 +20,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.starter.register import STARTER_MODEL, starter_registered
+from rewards.sandbox.status import check_sandbox
 from rftconsole.accounts import ensure_admin
 from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE
 from rftconsole.cli import first_admin
@@ -141,6 +142,7 @@ class Command(BaseCommand):
         else:
             self.line(f"✓ redis        external ({settings.REDIS_URL.split('@')[-1]})")
         self.prepare_database()
+        self.check_sandbox()
         self.start_web_and_workers(supervisor, host, port, logs, timeout)
 
     def prepare_database(self) -> None:
@@ -153,6 +155,13 @@ class Command(BaseCommand):
         else:
             self.line(f"✓ admin        '{username}'")
         self.prepare_starter()
+
+    def check_sandbox(self) -> None:
+        """One line: which sandbox runs reward code, or why none can and how to fix it. The
+        console starts either way: built-in graders and judges need no sandbox."""
+        status = check_sandbox()
+        mark = "✓" if status.ok else self.style.ERROR("✗")
+        self.line(f"{mark} sandbox      {status.line()}")
 
     def prepare_starter(self) -> None:
         admin = first_admin()
