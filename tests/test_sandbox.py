@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 
 from rewards.code import CodeError, detect_interface
 from rewards.models import RewardFunction
+from rewards.sandbox.bwrap import allowed_root
 from rewards.sandbox.runner import Limits, SandboxPool
 from rewards.scoring import Sample, score_batch
 from rewards.services import create_reward
@@ -196,3 +197,52 @@ def test_a_slow_rewards_batch_is_spread_over_two_workers_and_a_fast_ones_is_not(
         assert {r.score for r in results} == {1.0}
     finally:
         runner._pool = saved
+
+
+def test_a_row_over_the_metric_cap_gets_its_own_error_and_the_others_still_score(
+    pool: SandboxPool,
+) -> None:
+    code = """
+def lambda_handler(event, context):
+    many = [{"name": f"m{n}", "value": 1.0} for n in range(33)]
+    return [{"id": e["id"], "aggregate_reward_score": 1.0,
+             "metrics_list": many if e["messages"][-1]["content"] == "greedy" else many[:32]}
+            for e in event]
+"""
+    greedy, fine = run(pool, code, ("greedy", "fine"))["results"]
+    assert greedy == {"id": "0", "error": "33 metrics for one row; at most 32"}
+    assert fine["score"] == 1.0 and len(fine["components"]) == 32
+
+
+def test_reward_code_sees_only_python_its_libraries_and_a_private_tmp(pool: SandboxPool) -> None:
+    code = """
+import os, sys
+def grade(sample, item):
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    print(sorted(os.listdir("/")), sorted(os.listdir("/dev")), os.getuid(), os.getgid(),
+          status["CapEff"].strip(), status["CapBnd"].strip(), sorted(os.environ))
+    return 1.0
+"""
+    root = allowed_root()  # the interpreter, its stdlib and its shared libraries, by path
+    mounted = [root.interpreter, *root.stdlib, *root.libraries]
+    top = sorted({"dev", "opt", "proc", "tmp"} | {Path(p).parts[1] for p in mounted})
+    printed = run(pool, code)["stdout"].strip()
+    assert printed == (
+        f"{top} ['null', 'urandom', 'zero'] 65534 65534 0000000000000000 0000000000000000 "
+        "['LANG', 'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'PWD']"
+    )
+
+
+def test_sympy_and_numpy_come_from_their_own_read_only_directory(pool: SandboxPool) -> None:
+    code = """
+import sys, numpy, sympy
+def grade(sample, item):
+    print(numpy.__file__, sympy.__file__, [p for p in sys.path if "site-packages" in p])
+    open(numpy.__file__ + ".pwned", "w")
+"""
+    reply = run(pool, code)
+    numpy_file, sympy_file, site_packages = reply["stdout"].split(" ", 2)
+    assert numpy_file.startswith("/opt/reward-libs/numpy/")
+    assert sympy_file.startswith("/opt/reward-libs/sympy/")
+    assert site_packages.strip() == "[]"  # never the console's site-packages
+    assert "Read-only file system" in reply["results"][0]["error"]
