@@ -1,7 +1,8 @@
 """Reward throughput: sandboxed user code vs the same code called in-process, at batch 64.
 
-Both sides do the same work for the trainer: take 64 sampled answers, build the reward's input
-(the Bedrock Lambda event), call the user's function, and turn its answer into per-row results.
+Both sides do the same work for the trainer: take 64 sampled answers, group them by prompt (each
+distinct row once), build the reward's input (the Bedrock Lambda event), call the user's function,
+check its answer and turn it into per-row results. The sandbox adds only the transport.
 The in-process side is what a console without a sandbox would do (exec the user's code in the
 trainer); we never do that outside this benchmark. Prints rows/s for both and their ratio.
 Goal: the trivial reward sandboxed ≥ 0.5 of in-process.
@@ -39,7 +40,7 @@ django.setup()
 
 from rewards.library import get_template  # noqa: E402
 from rewards.sandbox import child  # noqa: E402
-from rewards.scoring import RewardResult, Sample, _run_code, prompt_messages  # noqa: E402
+from rewards.scoring import RewardResult, Sample, _run_code, sandbox_batch  # noqa: E402
 
 TRIVIAL_LAMBDA = """
 def lambda_handler(event, context):
@@ -64,31 +65,17 @@ def samples(batch: int, per_prompt: int) -> list[Sample]:
 
 
 def in_process(code: str) -> Callable[[list[Sample]], list[RewardResult]]:
-    """The straightforward in-process call: build each sample's Bedrock event item, call the
-    handler, check its answer the same way the sandbox does, make the results."""
+    """The same work without the sandbox: the same de-duplicated batch the sandbox gets (each
+    distinct row's prompt and metadata once, `sandbox_batch`), the same event built and answer
+    checked (child.py's `_run_lambda`), the same results made from it."""
     namespace: dict = {"__name__": "reward"}
     exec(compile(code, "reward.py", "exec"), namespace)  # noqa: S102 - the baseline being measured
 
     def score(batch: list[Sample]) -> list[RewardResult]:
-        event = [
-            {
-                "id": s.id,
-                "messages": [
-                    *prompt_messages(s.row),
-                    {"role": "assistant", "content": s.output_text},
-                ],
-                "metadata": {k: v for k, v in s.row.items() if k != "messages"},
-                "reference_answer": s.row.get("reference_answer"),
-            }
-            for s in batch
-        ]
-        ids = [s.id for s in batch]
-        scores, errors, components = child.lambda_results(
-            namespace["lambda_handler"](event, None), ids
-        )
+        scores, errors, components = child._run_lambda(namespace, sandbox_batch(batch))
         return [
-            RewardResult(i, scores[n], components.get(n, []), error=errors.get(n))
-            for n, i in enumerate(ids)
+            RewardResult(s.id, scores[n], components.get(n, []), error=errors.get(n))
+            for n, s in enumerate(batch)
         ]
 
     return score
