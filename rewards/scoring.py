@@ -119,6 +119,9 @@ def _chunk_results(samples: list[Sample], reply: dict[str, Any] | Exception) -> 
     if "error" in reply:
         return [RewardResult(s.id, 0.0, error=reply["error"], output=output) for s in samples]
     errors, components = reply["errors"], reply["components"]
+    if not errors and not components:  # the common case, without a lookup per row
+        pairs = zip(samples, reply["scores"], strict=True)
+        return [RewardResult(sample.id, score, [], output=output) for sample, score in pairs]
     results = []
     for position, (sample, score) in enumerate(zip(samples, reply["scores"], strict=True)):
         key = str(position)  # JSON object keys are text

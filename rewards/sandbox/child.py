@@ -3,8 +3,8 @@
 bwrap starts it as `python -I -S -c <this file's text> <config JSON>` in its allowlist root (see
 bwrap.py). Before any user code runs it closes every inherited file but the protocol pipe, gives
 up uid 0 and every capability where the console runs as root, applies resource limits and says
-it is ready. Then it serves batches: one length-prefixed pickled request on stdin (pickle only
-flows from the trusted parent to here, never back), one JSON reply line on the protocol pipe.
+it is ready. Then it serves batches: one length-prefixed marshalled request on stdin (marshal
+only flows from the trusted parent to here, never back), one JSON reply line on the protocol pipe.
 User code's prints go to a capped buffer, never to the protocol pipe. What it returns is checked
 and capped here (a clear per-row error); the parent checks the reply again, since code running in
 this process could bypass anything done here.
@@ -13,9 +13,9 @@ this process could bypass anything done here.
 import ctypes
 import io
 import json
+import marshal
 import math
 import os
-import pickle
 import resource
 import sys
 import time
@@ -198,22 +198,34 @@ def _run_grade(namespace: dict, batch: dict) -> tuple:
     return scores, errors, {}
 
 
+def _read_exactly(count: int) -> bytes:
+    parts, left = [], count
+    while left:
+        part = os.read(0, min(left, 1 << 16))
+        if not part:
+            return b""
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
 def _requests():
-    stream = sys.stdin.buffer
     while True:
-        header = stream.read(8)
+        header = _read_exactly(8)
         if len(header) < 8:
             return
-        yield pickle.loads(stream.read(int.from_bytes(header, "big")))  # noqa: S301 - from the parent
+        payload = _read_exactly(int.from_bytes(header, "big"))
+        yield marshal.loads(payload)  # noqa: S302 - from the trusted parent only
 
 
 def _score(request: dict, compiled: dict) -> dict:
     key = request["code_hash"]
+    if request["code"] is not None:  # the first batch brings the code; later ones only its hash
+        compiled["source"] = request["code"]
     if key not in compiled:
         namespace = {"__name__": "reward"}
-        exec(compile(request["code"], "reward.py", "exec"), namespace)  # noqa: S102
-        compiled.clear()  # keep only the current code
-        compiled[key] = namespace
+        exec(compile(compiled["source"], "reward.py", "exec"), namespace)  # noqa: S102
+        compiled[key] = namespace  # a worker only ever runs one code
     namespace = compiled[key]
     runner = _run_lambda if "lambda_handler" in namespace else _run_grade
     if runner is _run_grade and "grade" not in namespace:

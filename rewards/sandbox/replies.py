@@ -30,6 +30,12 @@ def _finite(value: object, what: str) -> float:
     return float(value)
 
 
+def _all_finite_floats(values: list[Any]) -> bool:
+    """The common case, checked at C speed: every score a float and their sum finite (a NaN or
+    an infinity makes it not; a finite sum that overflows only sends us the slow way)."""
+    return all(type(v) is float for v in values) and math.isfinite(math.fsum(values))
+
+
 def _text(value: object, limit: int, what: str) -> str:
     if not isinstance(value, str) or len(value) > limit:
         raise MalformedReply(f"{what} is not text of at most {limit:,} characters")
@@ -68,7 +74,11 @@ def check_reply(reply: object, count: int) -> dict[str, Any]:
     if not isinstance(scores, list) or len(scores) != count:
         raise MalformedReply(f"the reply does not hold exactly {count} scores")
     errors = _positions(reply.get("errors"), count, "errors")
-    clean["scores"] = [None if s is None else _finite(s, "a score") for s in scores]
+    clean["scores"] = (
+        scores
+        if _all_finite_floats(scores)
+        else [None if s is None else _finite(s, "a score") for s in scores]
+    )
     clean["errors"] = {k: _text(v, MAX_ERROR, "a row's error") for k, v in errors.items()}
     for position, score in enumerate(clean["scores"]):
         if score is None and str(position) not in clean["errors"]:

@@ -15,8 +15,8 @@ import contextlib
 import functools
 import hashlib
 import json
+import marshal
 import os
-import pickle
 import select
 import signal
 import subprocess
@@ -38,6 +38,7 @@ CHILD_SOURCE = (Path(__file__).with_name("child.py")).read_text()
 SPIN_SECONDS = 0.0005
 SPLIT_ABOVE_SECONDS = 0.005  # batches slower than this are worth spreading over two workers
 START_TIMEOUT = 30.0  # seconds a new worker may take to say it is ready
+READ_BYTES = 1 << 16  # per read of a reply: a larger buffer costs an mmap per call
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ class SandboxWorker:
     def send(self, request: dict[str, Any]) -> None:
         assert self.process.stdin is not None
         try:
-            payload = pickle.dumps({**request, "seq": self.batches}, protocol=5)
+            # marshal: builtins only, and fast; it flows from here to the sandbox, never back
+            payload = marshal.dumps({**request, "seq": self.batches})
             self.process.stdin.write(len(payload).to_bytes(8, "big") + payload)
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
@@ -165,7 +167,7 @@ class SandboxWorker:
             wait = 0 if now < spin_until else remaining
             ready, _, _ = select.select([self.replies], [], [], wait)
             if ready:
-                chunk = os.read(self.replies, 1 << 20)
+                chunk = os.read(self.replies, READ_BYTES)
                 if not chunk:
                     raise SandboxError(self._death_reason())
                 self.buffer += chunk
@@ -210,6 +212,11 @@ class SandboxWorker:
             self.kill()
 
 
+@functools.lru_cache(maxsize=256)
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
 class SandboxPool:
     """A few warm workers; a batch takes one, and it returns to the pool if still healthy.
 
@@ -228,7 +235,7 @@ class SandboxPool:
     def worth_splitting(self, code: str) -> bool:
         """Split a batch over workers only for code that is slow: for a fast reward the second
         worker's extra round trip costs more than its half of the work saves."""
-        code_hash = hashlib.sha256(code.encode()).hexdigest()
+        code_hash = _hash(code)
         return self.size > 1 and self.last_seconds.get(code_hash, 0.0) > SPLIT_ABOVE_SECONDS
 
     def run(self, code: str, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -258,12 +265,13 @@ class SandboxPool:
         Returns each batch's reply — {"scores", "errors", "components", "stdout"}, by position,
         or {"error", "stdout"} — or the SandboxError that ended its worker.
         """
-        code_hash = hashlib.sha256(code.encode()).hexdigest()
+        code_hash = _hash(code)
         workers = self._take(len(batches), code_hash)
         sent: list[SandboxError | None] = []
         for worker, batch in zip(workers, batches, strict=True):
             try:
-                worker.send({"code": code, "code_hash": code_hash, **batch})
+                first = worker.batches == 0  # the code travels once; the worker keeps it
+                worker.send({"code": code if first else None, "code_hash": code_hash, **batch})
                 sent.append(None)
             except SandboxError as error:
                 worker.close()
