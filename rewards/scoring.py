@@ -121,7 +121,7 @@ def _chunk_results(samples: list[Sample], reply: dict[str, Any] | Exception) -> 
     errors, components = reply["errors"], reply["components"]
     if not errors and not components:  # the common case, without a lookup per row
         pairs = zip(samples, reply["scores"], strict=True)
-        return [RewardResult(sample.id, score, [], output=output) for sample, score in pairs]
+        return [RewardResult(sample.id, score, [], None, output) for sample, score in pairs]
     results = []
     for position, (sample, score) in enumerate(zip(samples, reply["scores"], strict=True)):
         key = str(position)  # JSON object keys are text

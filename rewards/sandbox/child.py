@@ -245,7 +245,13 @@ def _failure(error: BaseException) -> dict:
     return {"error": "".join(trace)[-4000:]}
 
 
-def _serve(replies) -> None:
+def _reply(fd: int, reply: dict) -> None:
+    data = (json.dumps(reply) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _serve(replies: int) -> None:
     compiled = {}
     for request in _requests():
         output = CappedOutput()
@@ -264,8 +270,7 @@ def _serve(replies) -> None:
         reply["seq"] = request.get("seq")
         usage = resource.getrusage(resource.RUSAGE_SELF)
         reply["cpu"] = usage.ru_utime + usage.ru_stime
-        replies.write(json.dumps(reply) + "\n")
-        replies.flush()
+        _reply(replies, reply)
 
 
 def main() -> None:
@@ -276,10 +281,8 @@ def main() -> None:
     if os.path.isdir(LIBS_INSIDE):
         sys.path.append(LIBS_INSIDE)
     _limit(config["limits"])
-    replies = os.fdopen(config["reply_fd"], "w", encoding="utf-8")
-    replies.write(json.dumps({"ready": True, "uid": os.getuid()}) + "\n")
-    replies.flush()
-    _serve(replies)
+    _reply(config["reply_fd"], {"ready": True, "uid": os.getuid()})
+    _serve(config["reply_fd"])
 
 
 if __name__ == "__main__":  # run with `python -c`; importable for the benchmark

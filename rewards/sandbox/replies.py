@@ -33,7 +33,7 @@ def _finite(value: object, what: str) -> float:
 def _all_finite_floats(values: list[Any]) -> bool:
     """The common case, checked at C speed: every score a float and their sum finite (a NaN or
     an infinity makes it not; a finite sum that overflows only sends us the slow way)."""
-    return all(type(v) is float for v in values) and math.isfinite(math.fsum(values))
+    return set(map(type, values)) <= {float} and math.isfinite(math.fsum(values))
 
 
 def _text(value: object, limit: int, what: str) -> str:
