@@ -31,7 +31,12 @@ class SystemStatus:
             "ready": self.ready,
             "redis": {"ok": self.redis_ok, "detail": self.redis_detail},
             "queues": {queue: self.workers.get(queue, []) for queue in QUEUES},
-            "sandbox": self.sandbox and asdict(self.sandbox),
+            "sandbox": self.sandbox
+            and {
+                k: v
+                for k, v in asdict(self.sandbox).items()
+                if k != "path"  # not for users
+            },
         }
 
 

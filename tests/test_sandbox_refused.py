@@ -83,4 +83,5 @@ def test_the_same_console_runs_code_rewards_where_namespaces_are_allowed(mode: s
 
     assert seen["up"].startswith("reward code runs in bubblewrap ")
     assert seen["reward_test"] == {"score": 1.0, "error": None}
-    assert "ready" in seen["panel"]
+    assert "ready" in seen["panel"] and "bubblewrap" in seen["panel"]
+    assert "/bwrap" not in seen["panel"] and "/bwrap" in seen["up"]  # the path: operators only

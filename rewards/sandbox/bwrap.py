@@ -65,7 +65,7 @@ class Bwrap:
 
     def describe(self) -> str:
         version = ".".join(map(str, self.version))
-        return f"bubblewrap {version} ({self.origin}, {self.path})"
+        return f"bubblewrap {version} ({self.origin})"
 
 
 def _version(path: str) -> tuple[int, ...] | None:

@@ -15,12 +15,13 @@ MAX_AGE = 300.0  # seconds an answer is reused: starting a sandbox to ask costs 
 @dataclass(frozen=True)
 class SandboxStatus:
     ok: bool
-    detail: str  # which bubblewrap and libraries, or why user code cannot run
+    detail: str  # which bubblewrap and libraries, or why user code cannot run (for any user)
     fix: str = ""
+    path: str = ""  # where that bwrap is: for the operator's command line, not the web page
 
     def line(self) -> str:
         if self.ok:
-            return f"reward code runs in {self.detail}"
+            return f"reward code runs in {self.detail} [{self.path}]"
         return f"reward code will NOT run: {self.detail}. Fix: {self.fix}"
 
 
@@ -36,7 +37,7 @@ def check_sandbox() -> SandboxStatus:
     except IsolationUnavailable as error:
         return SandboxStatus(False, error.reason, error.fix)
     libs = ", ".join(available_reward_libs()) or "none (standard library only)"
-    return SandboxStatus(True, f"{bwrap.describe()}; reward libraries: {libs}")
+    return SandboxStatus(True, f"{bwrap.describe()}; reward libraries: {libs}", path=bwrap.path)
 
 
 def sandbox_status() -> SandboxStatus:
