@@ -95,9 +95,11 @@ class SandboxWorker:
         try:
             argv, fds = command(CHILD_SOURCE, config, limits.tmp_bytes)
             self.process = _spawn(argv, (reply_write, *fds))
-        except (OSError, subprocess.SubprocessError) as error:
+        except BaseException as error:
             os.close(reply_read)
-            raise IsolationUnavailable(f"bwrap could not be started ({error})") from None
+            if isinstance(error, OSError | subprocess.SubprocessError):
+                raise IsolationUnavailable(f"bwrap could not be started ({error})") from None
+            raise
         finally:
             os.close(reply_write)
         self.replies = reply_read
@@ -126,9 +128,12 @@ class SandboxWorker:
     def send(self, request: dict[str, Any]) -> None:
         assert self.process.stdin is not None
         try:
-            # marshal: builtins only, and fast; it flows from here to the sandbox, never back
+            # marshal: builtins only (rows are JSON), and fast; it flows to the sandbox, never back
             payload = marshal.dumps({**request, "seq": self.batches})
-            data = len(payload).to_bytes(8, "big") + payload
+        except ValueError as error:
+            raise SandboxError(f"this batch cannot be sent to the sandbox ({error})") from None
+        data = len(payload).to_bytes(8, "big") + payload
+        try:
             while data:  # straight to the pipe: no buffered writer in between
                 data = data[os.write(self.process.stdin.fileno(), data) :]
         except (BrokenPipeError, OSError):
