@@ -233,7 +233,8 @@ def grade(sample, item):
     )
 
 
-def test_sympy_and_numpy_come_from_their_own_read_only_directory(pool: SandboxPool) -> None:
+def test_sympy_and_numpy_come_from_their_own_read_only_directory() -> None:
+    pool = SandboxPool(Limits(batch_timeout=60))  # importing SymPy takes seconds on a busy machine
     code = """
 import sys, numpy, sympy
 def grade(sample, item):

@@ -37,6 +37,7 @@ __all__ = ["IsolationUnavailable", "Limits", "SandboxError", "SandboxPool", "def
 CHILD_SOURCE = (Path(__file__).with_name("child.py")).read_text()
 SPLIT_ABOVE_SECONDS = 0.005  # batches slower than this are worth spreading over two workers
 START_TIMEOUT = 30.0  # seconds a new worker may take to say it is ready
+SPIN_SECONDS = 0.002  # poll this long for a reply before sleeping (see _read_line)
 READ_BYTES = 1 << 16  # per read of a reply: a larger buffer costs an mmap per call
 
 
@@ -155,6 +156,7 @@ class SandboxWorker:
             raise SandboxError(f"the reward process sent a malformed reply ({error})") from None
 
     def _read_line(self, deadline: float) -> bytes:
+        spin_until = time.monotonic() + SPIN_SECONDS
         while b"\n" not in self.buffer:
             if len(self.buffer) > MAX_REPLY_BYTES:
                 self.kill()
@@ -165,9 +167,11 @@ class SandboxWorker:
             if remaining <= 0:
                 self.kill()
                 raise SandboxError(f"timed out after {self.limits.batch_timeout:g} s (wall clock)")
-            # No busy polling: on a small machine the worker often runs on this process's core,
-            # and a poll would only delay it (measured: slower, and a core's worth of CPU).
-            if select.select([self.replies], [], [], remaining)[0]:
+            # Poll briefly before sleeping: a fast reward answers within a few hundred
+            # microseconds, and waking a sleeping process costs more than that. (On a machine
+            # whose other core is busy the worker may share this core; the poll is short.)
+            wait = 0 if time.monotonic() < spin_until else remaining
+            if select.select([self.replies], [], [], wait)[0]:
                 chunk = os.read(self.replies, READ_BYTES)
                 if not chunk:
                     raise SandboxError(self._death_reason())
