@@ -168,14 +168,17 @@ class SandboxWorker:
                 self.kill()
                 raise SandboxError(f"timed out after {self.limits.batch_timeout:g} s (wall clock)")
             # Poll briefly before sleeping: a fast reward answers within a few hundred
-            # microseconds, and waking a sleeping process costs more than that. (On a machine
-            # whose other core is busy the worker may share this core; the poll is short.)
+            # microseconds, and waking a sleeping process costs more than that. Each poll
+            # yields the core, in case the worker was woken on this one.
             wait = 0 if time.monotonic() < spin_until else remaining
-            if select.select([self.replies], [], [], wait)[0]:
-                chunk = os.read(self.replies, READ_BYTES)
-                if not chunk:
-                    raise SandboxError(self._death_reason())
-                self.buffer += chunk
+            if not select.select([self.replies], [], [], wait)[0]:
+                if wait == 0:
+                    os.sched_yield()
+                continue
+            chunk = os.read(self.replies, READ_BYTES)
+            if not chunk:
+                raise SandboxError(self._death_reason())
+            self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
         if len(line) > MAX_REPLY_BYTES:
             self.kill()
