@@ -18,7 +18,7 @@ import pwd
 import sys
 from pathlib import Path
 
-from tests.sandbox_driver import BASE_DIR, PR_SET_DUMPABLE, show_only
+from tests.sandbox_driver import PR_SET_DUMPABLE, show_install
 
 CLONE_NEWUSER = 0x10000000
 NOBODY = 65534
@@ -28,9 +28,7 @@ def main() -> None:
     options = json.loads(sys.argv[1])
     entry = pwd.getpwnam(options["account"]) if options.get("account") else None
     if entry:
-        interpreter = Path(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
-        show_only([BASE_DIR, Path(sys.prefix), Path(sys.base_prefix), interpreter],
-                  entry.pw_uid, entry.pw_gid)  # fmt: skip
+        show_install(entry.pw_uid, entry.pw_gid)
     entered_read, entered_write = os.pipe()
     mapped_read, mapped_write = os.pipe()
     child = os.fork()

@@ -93,11 +93,15 @@ def show_only(paths: list[Path], uid: int, gid: int) -> None:
             os.close(fd)
 
 
+def show_install(uid: int, gid: int) -> None:
+    """What a user's own install has readable: its checkout, venv and interpreter."""
+    interpreter = Path(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
+    show_only([BASE_DIR, Path(sys.prefix), Path(sys.base_prefix), interpreter], uid, gid)
+
+
 def become(account: str) -> None:
     entry = pwd.getpwnam(account)
-    venv = Path(sys.prefix)
-    interpreter = Path(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
-    show_only([BASE_DIR, venv, Path(sys.base_prefix), interpreter], entry.pw_uid, entry.pw_gid)
+    show_install(entry.pw_uid, entry.pw_gid)
     os.setgroups([])
     os.setresgid(entry.pw_gid, entry.pw_gid, entry.pw_gid)
     os.setresuid(entry.pw_uid, entry.pw_uid, entry.pw_uid)
