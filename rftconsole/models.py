@@ -18,10 +18,26 @@ def hash_api_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
+class ApiKeyScope(models.TextChoices):
+    """What a key may do, narrowest first. The label is what the keys page shows in words."""
+
+    INFERENCE = "inference", "/v1/ (OpenAI-compatible endpoint) only; no REST API"
+    API = "api", "REST API and /v1/; cannot manage keys"
+    KEYS = "keys", "Everything, including creating, listing and revoking keys"
+
+
+# Narrowest first: a scope covers itself and every scope before it.
+SCOPE_ORDER = [ApiKeyScope.INFERENCE, ApiKeyScope.API, ApiKeyScope.KEYS]
+
+
 class ApiKey(OwnedModel):
     """A bearer token for the REST API and the OpenAI-compatible endpoint, stored hashed."""
 
+    Scope = ApiKeyScope
+
     name = models.CharField(max_length=100)
+    # Default `api`: a leaked everyday key cannot mint keys, so revoking it ends the leak.
+    scope = models.CharField(max_length=20, choices=ApiKeyScope.choices, default=ApiKeyScope.API)
     lookup = models.CharField(max_length=16, unique=True, help_text="Visible start of the key.")
     key_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -42,6 +58,10 @@ class ApiKey(OwnedModel):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def covers(self, scope: str) -> bool:
+        """Whether this key's scope includes `scope` (every call it allows, this key may make)."""
+        return SCOPE_ORDER.index(ApiKeyScope(self.scope)) >= SCOPE_ORDER.index(ApiKeyScope(scope))
 
 
 class WorkerReport(models.Model):
