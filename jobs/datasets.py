@@ -24,6 +24,7 @@ from jobs.dataformat import SHAPE_NAMES, RowError, to_chat
 from jobs.models import Dataset
 from jobs.storage import TextSink, open_for_write
 from rftconsole.ownership import owned
+from rftconsole.parsers import JSONInputError, strict_loads
 
 LISTED_PROBLEMS = 100
 
@@ -116,9 +117,11 @@ def _parse(raw: bytes, number: int) -> Any:
     if not text.strip():
         return None
     try:
-        return json.loads(text)
-    except ValueError as error:
-        raise RowError(f"invalid JSON: {error.msg} (column {error.colno})") from None  # type: ignore[attr-defined]
+        return strict_loads(text)  # NaN, 1e400 or deep nesting would break the rows API later
+    except JSONInputError as error:
+        raise RowError(str(error)) from None
+    except json.JSONDecodeError as error:
+        raise RowError(f"invalid JSON: {error.msg} (column {error.colno})") from None
 
 
 def _check_id(row: dict[str, Any], seen: set[str]) -> None:

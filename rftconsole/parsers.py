@@ -1,0 +1,103 @@
+"""Strict JSON for everything the console accepts: request bodies and dataset lines.
+
+Python's `json` accepts what JSON forbids, and fails on what it cannot hold in ways nobody caught:
+- `NaN`, `Infinity`, `-Infinity` are read as floats; `1e400` becomes infinity;
+- `1` and 400 zeros becomes an integer that no float() or database column can hold;
+- 100,000 nested `[` raise RecursionError, not ValueError.
+Each used to end as a 500: DRF turns only ValueError into a 400, and a non-finite number stored in
+a row or a config breaks every strict JSON answer that shows it later. `strict_loads` refuses them
+all with a `JSONInputError` saying which; `StrictJSONParser` makes the REST API answer it as a 400.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import math
+import sys
+from typing import Any
+
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser, get_encoding
+
+# Far deeper than any real row or config (a chat row is ~5 levels), far below Python's recursion
+# limit: a value this deep can still be stored, copied and rendered without a RecursionError.
+MAX_DEPTH = 100
+_MAX_INT_CHARS = 320  # a sign and 309 digits reach past sys.float_info.max
+
+
+class JSONInputError(ValueError):
+    """Parseable text that is still not JSON we accept; the message says why."""
+
+
+def _no_constant(name: str) -> Any:
+    raise JSONInputError("NaN and Infinity are not valid JSON numbers")
+
+
+def _too_deep() -> JSONInputError:
+    return JSONInputError(f"nested too deeply (more than {MAX_DEPTH} levels)")
+
+
+def _too_large(text: str) -> JSONInputError:
+    shown = text if len(text) <= 20 else f"{text[:12]}… ({len(text)} digits)"
+    return JSONInputError(f"the number {shown} is too large")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: legal JSON syntax, but no finite number
+        raise _too_large(text)
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    # Past a double's range an integer breaks every float() and database column it meets
+    # (OverflowError, a 500); the length check also spares int() its 4300-digit ValueError.
+    if len(text) > _MAX_INT_CHARS or abs(value := int(text)) > sys.float_info.max:
+        raise _too_large(text)
+    return value
+
+
+def depth_of(value: Any) -> int:
+    """How deeply lists and objects nest (a scalar is 0); iterative, so it cannot recurse."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if not isinstance(item, dict | list):
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def strict_loads(text: str | bytes) -> Any:
+    """`json.loads`, refusing NaN/Infinity, numbers past a double's range and nesting deeper
+    than MAX_DEPTH.
+
+    Malformed text raises `json.JSONDecodeError` as usual (a ValueError too).
+    """
+    try:
+        value = json.loads(
+            text, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int
+        )
+    except RecursionError:
+        raise _too_deep() from None
+    if depth_of(value) > MAX_DEPTH:
+        raise _too_deep()
+    return value
+
+
+class StrictJSONParser(JSONParser):
+    """DRF's JSON parser, but every bad body is a 400 ParseError, never a 500."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        encoding = get_encoding(parser_context or {})  # refuses bz2_codec & co (a zip bomb)
+        try:
+            return strict_loads(codecs.getreader(encoding)(stream).read())
+        except JSONInputError as error:
+            raise ParseError(f"JSON parse error - {error}.") from None
+        except ValueError as error:  # malformed JSON, or bytes that are not UTF-8
+            raise ParseError(f"JSON parse error - {error}") from None
