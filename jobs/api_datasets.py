@@ -9,7 +9,7 @@ from django.http import FileResponse
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -18,6 +18,7 @@ from jobs.datasets import DatasetError, check_size, import_lines
 from jobs.models import Dataset, ModelEntry
 from jobs.uploads import too_large_message, upload_too_large
 from rftconsole.ownership import owned
+from rftconsole.parsers import StrictJSONParser, json_safe
 
 
 class DatasetSerializer(serializers.ModelSerializer[Dataset]):
@@ -70,7 +71,7 @@ class DatasetViewSet(
     problem nothing is stored and the answer lists them by line."""
 
     serializer_class = DatasetSerializer
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, StrictJSONParser]
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return owned(Dataset, self.request.user)
@@ -97,11 +98,12 @@ class DatasetViewSet(
 
     @action(detail=True, methods=["get"])
     def rows(self, request: Request, pk: str) -> Response:
-        """Rows as stored (converted to chat format): ?offset=0&limit=20 (at most 100)."""
+        """Rows as stored (converted to chat format): ?offset=0&limit=20 (at most 100). A NaN or
+        Infinity in a row stored before imports refused them is shown as null."""
         dataset = self.get_object()
         offset = _number(request.query_params.get("offset"), 0, 0, dataset.row_count)
         limit = _number(request.query_params.get("limit"), 20, 1, 100)
-        rows = page_of_rows(dataset, offset, limit)
+        rows = [json_safe(row) for row in page_of_rows(dataset, offset, limit)]
         return Response({"offset": offset, "count": dataset.row_count, "rows": rows})
 
     @action(detail=True, methods=["get"])

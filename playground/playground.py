@@ -19,6 +19,7 @@ from playground.models import InvocationLog, PlaygroundSession
 from rewards.models import RewardVersion
 from rewards.scoring import RewardResult, Sample, score_batch
 from rftconsole.ownership import owned
+from rftconsole.parsers import json_safe
 
 MIN_MODELS, MAX_MODELS = 2, 3
 MAX_PROMPT_CHARS = 50_000  # one user turn; longer text is refused before it reaches a tokenizer
@@ -279,7 +280,7 @@ def validation_row(owner: AbstractBaseUser, dataset_id: Any, index: Any) -> dict
         raise SessionError(f"Cannot read {dataset.name}: {error}") from None
     if not rows:
         raise SessionError(f"{dataset.name} has no row {index}.")
-    row = rows[0]
+    row = json_safe(rows[0])  # a NaN stored before imports refused it: null, valid JSON
     messages = row.get("messages") if isinstance(row.get("messages"), list) else []
     users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
     systems = [m for m in messages if isinstance(m, dict) and m.get("role") == "system"]

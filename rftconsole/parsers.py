@@ -90,6 +90,21 @@ def strict_loads(text: str | bytes) -> Any:
     return value
 
 
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """`value` as strict JSON can carry it, for rows stored before strict_loads guarded imports:
+    NaN and ±Infinity become null (as in JavaScript's JSON.stringify), and so does anything
+    nested deeper than MAX_DEPTH. The answer is then valid JSON, never a 500."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if not isinstance(value, dict | list):
+        return value
+    if depth >= MAX_DEPTH:
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item, depth + 1) for key, item in value.items()}
+    return [json_safe(item, depth + 1) for item in value]
+
+
 class StrictJSONParser(JSONParser):
     """DRF's JSON parser, but every bad body is a 400 ParseError, never a 500."""
 

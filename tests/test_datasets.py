@@ -222,3 +222,71 @@ def test_alice_cannot_see_or_use_bobs_datasets(
     )
     assert job.status_code == 400 and "train_dataset" in job.json()
     assert Dataset.objects.filter(name="bobs").exists()
+
+
+def strict_json(text: bytes) -> Any:
+    """Parse as a browser or another language would: NaN and Infinity are not JSON."""
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_nan_on_line_3_is_refused_by_line_and_nothing_is_imported(
+    alice_client: Client, data_dir: Path, constant: str
+) -> None:
+    bad = f'{{"messages": [{{"role": "user", "content": "2+2?"}}], "score": {constant}}}'
+    response = upload(alice_client, "nan", jsonl(GOOD, GOOD, bad.encode(), GOOD))
+    assert response.status_code == 400, response.content
+    assert response.json()["report"]["problems"] == [
+        {"line": 3, "problem": "NaN and Infinity are not valid JSON numbers"}
+    ]
+    assert not Dataset.objects.exists() and stored_files(data_dir) == []
+    control = upload(alice_client, "nan", jsonl(GOOD, GOOD, {**GOOD, "score": 0.5}, GOOD))
+    assert control.status_code == 201 and control.json()["dataset"]["row_count"] == 4
+
+
+@pytest.mark.parametrize(
+    ("number", "shown"),
+    [("1e400", "the number 1e400 is too large"), ("1" + "0" * 400, "(401 digits) is too large")],
+)
+def test_a_number_past_a_doubles_range_is_refused_by_line(number: str, shown: str) -> None:
+    bad = f'{{"messages": [{{"role": "user", "content": "q"}}], "score": {number}}}'
+    report = report_of(GOOD, bad.encode())
+    assert report["problem_count"] == 1
+    assert report["problems"][0]["line"] == 2 and shown in report["problems"][0]["problem"]
+    assert report_of(GOOD, {**GOOD, "score": 10**300})["valid"]  # big, but a double holds it
+
+
+@pytest.mark.parametrize("depth", [100_000, 101])
+def test_a_line_nested_too_deeply_is_refused_by_line(
+    alice_client: Client, data_dir: Path, depth: int
+) -> None:
+    response = upload(alice_client, "deep", b"[" * depth + b"]" * depth + b"\n" + jsonl(GOOD))
+    assert response.status_code == 400, response.content
+    assert response.json()["report"]["problems"] == [
+        {"line": 1, "problem": "nested too deeply (more than 100 levels)"}
+    ]
+    assert not Dataset.objects.exists() and stored_files(data_dir) == []
+    nested = {**GOOD, "meta": json.loads("[" * 90 + "]" * 90)}  # deep, but within the limit
+    assert upload(alice_client, "deep", jsonl(nested, GOOD)).status_code == 201
+
+
+def test_a_nan_row_stored_before_the_fix_reads_as_null_and_valid_json(
+    alice: User, alice_client: Client, tmp_path: Path
+) -> None:
+    path = tmp_path / "old.jsonl"
+    path.write_bytes(jsonl({**GOOD, "score": float("nan"), "limits": [float("inf"), 1.5]}))
+    dataset = Dataset.objects.create(
+        owner=alice, name="old", path=str(path), row_count=1, size_bytes=1
+    )
+    rows = alice_client.get(f"/api/datasets/{dataset.pk}/rows/")
+    assert rows.status_code == 200, rows.content
+    row = strict_json(rows.content)["rows"][0]
+    assert (row["score"], row["limits"], row["reference_answer"]) == (None, [None, 1.5], "4")
+    shown = alice_client.get(f"/playground/rows/?dataset={dataset.pk}&index=0")
+    assert shown.status_code == 200, shown.content
+    assert strict_json(shown.content)["row"]["score"] is None
+    assert strict_json(shown.content)["prompt"] == "2+2?"
