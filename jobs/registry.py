@@ -18,8 +18,11 @@ from django.db import transaction
 
 from jobs.models import ModelEntry
 from rftconsole.ownership import owned
+from rftconsole.paths import inside, models_dir
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# org/name as the Hub spells it; neither part may be `.`/`..` or start with a dot, so a hub id
+# can never be read as a relative path that climbs out (`a/..`).
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/(?!\.)[\w.-]+$")
 
 
 class RegistryError(ValueError):
@@ -113,12 +116,20 @@ def inspect_model_dir(directory: Path) -> ModelFacts:
 
 
 def resolve_source(source: str) -> Path:
-    """A local directory as is; a hub id from the local cache, else downloaded when reachable."""
+    """A local directory as is (administrators and the CLI only); else a hub id."""
     path = Path(source).expanduser()
     if path.is_dir():
         return path.resolve()
     if not HUB_ID.match(source):
         raise RegistryError(f"{source!r} is neither an existing directory nor a hub id (org/name).")
+    return resolve_hub_id(source)
+
+
+def resolve_hub_id(source: str) -> Path:
+    """A hub id from the local cache, else downloaded when reachable; never a local directory,
+    since workers run this for ordinary users (see start_registration)."""
+    if not HUB_ID.match(source) or ".." in source:
+        raise RegistryError(f"{source!r} is not a hub id (org/name).")
     from huggingface_hub import snapshot_download
 
     with contextlib.suppress(Exception):  # not in the local cache: try the network below
@@ -163,7 +174,12 @@ def register_produced(
     source: str,
     description: str,
 ) -> ModelEntry:
-    """Register files the console wrote (a job's output, a merged export) as a tuned model."""
+    """Register files the console wrote (a job's output, a merged export) as a tuned model.
+
+    Those files live under DATA_DIR/models; a path anywhere else was built wrongly (from a name,
+    say) and is refused, so only an administrator's registration can point outside."""
+    if not inside(path, models_dir()) or Path(path).resolve() == models_dir():
+        raise RegistryError(f"Refusing to register {path}: outside {models_dir()}.")
     entry = ModelEntry(owner=owner, name=name, source=source, description=description)
     apply_facts(entry, path, inspect_model_dir(path))
     entry.kind, entry.base = ModelEntry.Kind.TUNED, base

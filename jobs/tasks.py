@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from jobs.models import Job, ModelEntry
-from jobs.registry import RegistryError, apply_facts, inspect_model_dir, resolve_source
+from jobs.registry import RegistryError, apply_facts, inspect_model_dir, resolve_hub_id
 
 
 @shared_task(name="jobs.fetch_model")
@@ -24,7 +24,7 @@ def fetch_model(entry_id: int) -> str:
     if entry is None:
         return "gone"
     try:
-        path = resolve_source(entry.source)
+        path = resolve_hub_id(entry.source)  # never a local directory: see start_registration
         apply_facts(entry, path, inspect_model_dir(path))
     except RegistryError as error:
         entry.status, entry.status_reason = ModelEntry.Status.FAILED, str(error)
