@@ -25,6 +25,7 @@ from jobs.models import Dataset
 from jobs.storage import TextSink, open_for_write
 from rftconsole.ownership import owned
 from rftconsole.parsers import JSONInputError, strict_loads
+from rftconsole.paths import data_dir, safe_child
 
 LISTED_PROBLEMS = 100
 
@@ -147,7 +148,7 @@ def _finish(report: ImportReport) -> None:
 
 
 def dataset_storage(owner: AbstractBaseUser) -> Path:
-    directory = Path(settings.DATA_DIR) / "datasets" / str(owner.pk)
+    directory = safe_child(data_dir(), "datasets", str(owner.pk))
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 
@@ -183,8 +184,10 @@ def import_lines(
     name = check_name(owner, name)
     if dry_run:
         return None, read_rows(lines, None)
-    stored = dataset_storage(owner) / f"{uuid.uuid4().hex}.jsonl"
-    incoming = stored.with_name(f".incoming-{stored.name}")
+    # A server-made file name: the dataset's name is only shown, never part of a path.
+    directory, token = dataset_storage(owner), uuid.uuid4().hex
+    stored = safe_child(directory, f"{token}.jsonl")
+    incoming = safe_child(directory, f".incoming-{token}.jsonl")
     try:
         with open_for_write(incoming) as sink:  # encrypted when a key is configured
             report = read_rows(lines, sink)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from django.conf import settings
 from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
@@ -25,6 +24,7 @@ from jobs.training.callback import JobCallback, record_metric
 from jobs.training.data import JobData, prepare, to_hf_dataset
 from jobs.training.output import publish_output
 from jobs.training.reward_bridge import RewardBridge
+from rftconsole.paths import data_dir, safe_child
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ class JobFailure(RuntimeError):
 
 
 def job_dir(job: Job) -> Path:
-    return Path(settings.DATA_DIR) / "jobs" / str(job.pk)
+    """Checkpoints and scratch of one job, named by its id (job.name is only a label)."""
+    return safe_child(data_dir(), "jobs", str(job.pk))
 
 
 def sampling(hp: dict[str, Any]) -> SamplingSettings:

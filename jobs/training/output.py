@@ -5,11 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from django.conf import settings
 from trl import GRPOTrainer
 
 from jobs.models import Checkpoint, Job, ModelEntry
 from jobs.registry import free_model_name, register_produced
+from rftconsole.paths import models_dir, safe_child
 
 
 def best_checkpoint(job: Job) -> Checkpoint | None:
@@ -30,7 +30,7 @@ def publish_output(job: Job, trainer: GRPOTrainer) -> tuple[ModelEntry, int]:
         trainer._load_from_checkpoint(
             best.path
         )  # the Trainer's own loader: adapters or full weights
-    target = Path(settings.DATA_DIR) / "models" / f"job-{job.pk}"
+    target = safe_child(models_dir(), f"job-{job.pk}")  # the id names it; job.name never does
     shutil.rmtree(target, ignore_errors=True)
     model = trainer.model
     if job.base_model.is_adapter and hasattr(model, "merge_and_unload"):
