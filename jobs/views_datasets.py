@@ -17,6 +17,7 @@ from jobs.models import Dataset, ModelEntry
 from jobs.storage import open_plain
 from rftconsole.audit import audit
 from rftconsole.ownership import get_owned_or_404, owned
+from rftconsole.paths import download_filename
 
 PAGE_ROWS = 10
 
@@ -119,7 +120,7 @@ def download_response(request: HttpRequest, dataset: Dataset) -> FileResponse:
     return FileResponse(
         open_plain(dataset.path),  # plain JSONL even when stored encrypted; FileResponse closes it
         as_attachment=True,
-        filename=f"{dataset.name}.jsonl",
+        filename=download_filename(dataset.name, ".jsonl", fallback=f"dataset-{dataset.pk}"),
         content_type="application/jsonl",
     )
 
