@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels (authenticated by session).
+"""ASGI entry point: HTTP through Django, websockets through Channels (authenticated by session,
+and only from the exact origins the console is served from: rftconsole/ws_origin.py).
 
 `/v1/` (the OpenAI-compatible endpoint) goes through its own Django handler with only the
 middleware it needs (playground/v1_handler.py); every other HTTP path through the console's.
@@ -14,10 +15,10 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from playground.v1_handler import PREFIX, OpenAIEndpointHandler  # noqa: E402
 from rftconsole.routing import websocket_urlpatterns  # noqa: E402
+from rftconsole.ws_origin import ExactOriginMiddleware  # noqa: E402
 
 v1_asgi_app = OpenAIEndpointHandler()
 
@@ -30,8 +31,6 @@ async def http_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": ExactOriginMiddleware(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -34,7 +34,8 @@ def in_memory_layer(settings) -> None:  # type: ignore[no-untyped-def]
 
 
 def session_headers(user: User | None) -> list[tuple[bytes, bytes]]:
-    headers = [(b"origin", b"http://localhost")]
+    # What a browser on http://localhost sends: the origin check wants Origin == scheme://Host.
+    headers = [(b"host", b"localhost"), (b"origin", b"http://localhost")]
     if user is not None:
         client = Client()
         client.force_login(user)

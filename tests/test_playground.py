@@ -74,7 +74,8 @@ def session(alice: User, models: list[ModelEntry]) -> PlaygroundSession:
 
 
 def headers_for(user: User | None) -> list[tuple[bytes, bytes]]:
-    headers = [(b"origin", b"http://localhost")]
+    # What a browser on http://localhost sends: the origin check wants Origin == scheme://Host.
+    headers = [(b"host", b"localhost"), (b"origin", b"http://localhost")]
     if user is not None:
         client = Client()
         client.force_login(user)
