@@ -6,22 +6,37 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import api_view
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from rftconsole.models import ApiKey
+from rftconsole.api_scopes import ManagesKeys, require_mintable
+from rftconsole.models import ApiKey, ApiKeyScope
 from rftconsole.ownership import owned
 from rftconsole.services import create_api_key, revoke_api_key
 from rftconsole.system import system_status
+
+SCOPE_NAMES = ", ".join(f"'{scope}'" for scope in ApiKeyScope.values)
 
 
 class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
     prefix = serializers.CharField(source="display_prefix", read_only=True)
     active = serializers.BooleanField(source="is_active", read_only=True)
+    scope = serializers.ChoiceField(
+        choices=ApiKeyScope.choices,
+        default=ApiKeyScope.API,
+        help_text="inference: /v1/ only; api (default): REST API and /v1/, no key management; "
+        "keys: everything, including keys. A key may only create keys no wider than itself.",
+        error_messages={"invalid_choice": f"Unknown scope '{{input}}': use one of {SCOPE_NAMES}."},
+    )
+    scope_description = serializers.CharField(source="get_scope_display", read_only=True)
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "active", "created_at", "last_used_at", "revoked_at"]
+        fields = [
+            "id", "name", "scope", "scope_description", "prefix", "active",
+            "created_at", "last_used_at", "revoked_at",
+        ]  # fmt: skip
         read_only_fields = ["id", "created_at", "last_used_at", "revoked_at"]
 
 
@@ -38,9 +53,13 @@ class ApiKeyViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """List, create and revoke your API keys. DELETE revokes (the row stays for the record)."""
+    """List, create and revoke your API keys. DELETE revokes (the row stays for the record).
+
+    With an API key, only one of scope `keys` may use these, and it may create keys no wider than
+    itself: an everyday key that leaks cannot make another, so revoking it ends the leak."""
 
     serializer_class = ApiKeySerializer
+    permission_classes = [IsAuthenticated, ManagesKeys]
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return owned(ApiKey, self.request.user)
@@ -49,7 +68,11 @@ class ApiKeyViewSet(
     def create(self, request: Request) -> Response:
         serializer = ApiKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        api_key, raw_key = create_api_key(request.user, serializer.validated_data["name"])
+        scope = serializer.validated_data["scope"]
+        made_with = request.auth if isinstance(request.auth, ApiKey) else None
+        require_mintable(made_with, scope)
+        name = serializer.validated_data["name"]
+        api_key, raw_key = create_api_key(request.user, name, scope, made_with=made_with)
         api_key.key = raw_key  # type: ignore[attr-defined]
         return Response(NewApiKeySerializer(api_key).data, status=status.HTTP_201_CREATED)
 

@@ -1,4 +1,4 @@
-"""REST API authentication by `Authorization: Bearer <api key>`."""
+"""REST API authentication by `Authorization: Bearer <api key>`, refusing `inference` keys."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from rftconsole.models import ApiKey
+from rftconsole.api_scopes import require_scope
+from rftconsole.models import ApiKey, ApiKeyScope
 from rftconsole.services import authenticate_api_key
 
 
@@ -21,6 +22,10 @@ class ApiKeyAuthentication(BaseAuthentication):
         api_key = authenticate_api_key(raw_key.strip())
         if api_key is None:
             raise AuthenticationFailed("Invalid or revoked API key.")
+        # Checked here, not in a permission class: every REST view authenticates through this
+        # class, so an `inference` key gets 403 on every route, including ones added later or
+        # ones that set their own permission_classes. Narrower checks (keys) are permissions.
+        require_scope(api_key, ApiKeyScope.API)
         return api_key.owner, api_key
 
     def authenticate_header(self, request: Request) -> str:

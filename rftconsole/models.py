@@ -33,8 +33,6 @@ SCOPE_ORDER = [ApiKeyScope.INFERENCE, ApiKeyScope.API, ApiKeyScope.KEYS]
 class ApiKey(OwnedModel):
     """A bearer token for the REST API and the OpenAI-compatible endpoint, stored hashed."""
 
-    Scope = ApiKeyScope
-
     name = models.CharField(max_length=100)
     # Default `api`: a leaked everyday key cannot mint keys, so revoking it ends the leak.
     scope = models.CharField(max_length=20, choices=ApiKeyScope.choices, default=ApiKeyScope.API)

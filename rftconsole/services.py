@@ -10,19 +10,33 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
 from rftconsole.audit import audit
-from rftconsole.models import API_KEY_PREFIX, ApiKey, hash_api_key
+from rftconsole.models import API_KEY_PREFIX, ApiKey, ApiKeyScope, hash_api_key
 
 LAST_USED_PRECISION = timedelta(minutes=1)  # avoid one DB write per API request
 
 
-def create_api_key(owner: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
-    """Create a key and return it with its raw value, which is shown once and never stored."""
+def create_api_key(
+    owner: AbstractBaseUser,
+    name: str,
+    scope: str = ApiKeyScope.API,
+    made_with: ApiKey | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its raw value, which is shown once and never stored.
+
+    `made_with` is the key that asked for it (None: the browser), kept in the audit log so a
+    leaked `keys` key's offspring can be found and revoked too."""
     lookup = secrets.token_hex(6)
     raw_key = f"{API_KEY_PREFIX}{lookup}_{secrets.token_urlsafe(32)}"
     api_key = ApiKey.objects.create(
-        owner=owner, name=name.strip(), lookup=lookup, key_hash=hash_api_key(raw_key)
+        owner=owner,
+        name=name.strip(),
+        lookup=lookup,
+        key_hash=hash_api_key(raw_key),
+        scope=ApiKeyScope(scope),
     )
-    audit(owner, "api_key.create", f"{api_key.name} ({api_key.lookup})")
+    made_by = made_with.lookup if made_with is not None else None
+    target = f"{api_key.name} ({api_key.lookup})"
+    audit(owner, "api_key.create", target, scope=str(api_key.scope), made_with_key=made_by)
     return api_key, raw_key
 
 
