@@ -29,7 +29,8 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
     new_key = None
     if request.method == "POST" and form.is_valid():
-        _, new_key = create_api_key(request.user, form.cleaned_data["name"])
+        data = form.cleaned_data
+        _, new_key = create_api_key(request.user, data["name"], data["scope"])
         form = ApiKeyForm()
     keys = owned(ApiKey, request.user)
     return render(request, "keys/list.html", {"form": form, "keys": keys, "new_key": new_key})
