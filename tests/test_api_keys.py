@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import User
 from django.test import Client
 
-from rftconsole.models import ApiKey
+from rftconsole.models import ApiKey, ApiKeyScope
 from rftconsole.services import create_api_key
 
 
@@ -64,8 +64,9 @@ def test_a_key_of_a_deactivated_user_stops_working(client: Client, alice: User) 
 def test_keys_can_be_created_listed_and_revoked_through_the_api(
     client: Client, alice: User
 ) -> None:
-    _, raw_key = create_api_key(alice, "bootstrap")
-    created = client.post("/api/keys/", {"name": "script"}, **bearer(raw_key))
+    # Managing keys with a key needs the `keys` scope (tests/test_api_key_scopes.py).
+    _, raw_key = create_api_key(alice, "bootstrap", ApiKeyScope.KEYS)
+    created = client.post("/api/keys/", {"name": "script", "scope": "keys"}, **bearer(raw_key))
     assert created.status_code == 201
     new_key = created.json()["key"]
     names = [k["name"] for k in client.get("/api/keys/", **bearer(new_key)).json()["results"]]
@@ -80,7 +81,7 @@ def test_alice_cannot_see_or_revoke_bobs_keys(
     alice_client: Client, client: Client, alice: User, bob: User
 ) -> None:
     bobs_key, bobs_raw = create_api_key(bob, "bob's laptop")
-    _, alices_raw = create_api_key(alice, "alice's laptop")
+    _, alices_raw = create_api_key(alice, "alice's laptop", ApiKeyScope.KEYS)
 
     assert b"bob&#x27;s laptop" not in alice_client.get("/keys/").content
     assert alice_client.post(f"/keys/{bobs_key.pk}/revoke/").status_code == 404
