@@ -17,6 +17,7 @@ from rewards.code import CodeError, detect_interface
 from rewards.library import TEMPLATES, get_template
 from rewards.models import RewardFunction, RewardTest, RewardVersion
 from rewards.services import (
+    CONFIG_NOT_OBJECT,
     RewardError,
     create_from_template,
     create_reward,
@@ -59,6 +60,25 @@ class RewardSerializer(serializers.ModelSerializer[RewardFunction]):
         return VersionSerializer(reward.latest_version()).data
 
 
+class TextField(serializers.CharField):
+    """Text only: DRF's CharField would quietly turn `"code": 123` into the code "123"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise ValidationError(f"Must be text (a JSON string), not {_kind(data)}.")
+        return super().to_internal_value(data)
+
+
+class ConfigField(serializers.JSONField):
+    """A JSON object: a list or a number here used to reach the services and end as a 500."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            raise ValidationError(CONFIG_NOT_OBJECT)
+        return value
+
+
 class RewardInput(serializers.Serializer[Any]):
     """Create from scratch (kind + config/code) or from a template (`template` slug)."""
 
@@ -66,20 +86,24 @@ class RewardInput(serializers.Serializer[Any]):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     kind = serializers.ChoiceField(RewardFunction.Kind.choices, required=False)
     template = serializers.CharField(required=False)
-    config = serializers.JSONField(required=False, default=dict)
-    code = serializers.CharField(
-        required=False, allow_blank=True, default="", trim_whitespace=False
-    )
+    config = ConfigField(required=False, default=dict)
+    code = TextField(required=False, allow_blank=True, default="", trim_whitespace=False)
     pass_threshold = serializers.FloatField(required=False)
     api_key = serializers.CharField(required=False, allow_blank=True, write_only=True)
 
 
 class VersionInput(serializers.Serializer[Any]):
-    config = serializers.JSONField(required=False)
-    code = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    config = ConfigField(required=False)
+    code = TextField(required=False, allow_blank=True, trim_whitespace=False)
     pass_threshold = serializers.FloatField(required=False)
     api_key = serializers.CharField(required=False, allow_blank=True, write_only=True)
     description = serializers.CharField(required=False, allow_blank=True)
+
+
+class ValidateInput(serializers.Serializer[Any]):
+    kind = serializers.CharField(required=False, allow_blank=True, default="")
+    config = ConfigField(required=False, default=dict)
+    code = TextField(required=False, allow_blank=True, default="", trim_whitespace=False)
 
 
 class RunInput(serializers.Serializer[Any]):
@@ -173,9 +197,8 @@ class RewardViewSet(
     @action(detail=False, methods=["post"])
     def validate(self, request: Request) -> Response:
         """Check a reward definition without saving it: {valid, problems, interface}."""
-        kind = request.data.get("kind", "")
-        config = request.data.get("config") or {}
-        code = request.data.get("code") or ""
+        given = _valid(ValidateInput, request.data)
+        kind, config, code = given["kind"], given["config"], given["code"]
         problems = validate_reward(kind, config, code)
         interface = None
         if kind == RewardFunction.Kind.CODE and not problems:
@@ -234,9 +257,16 @@ def reward_template(request: Request, slug: str) -> Response:
 
 
 def _valid(serializer_class: type[serializers.Serializer[Any]], data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):  # `[1]` or `"x"`: DRF's own answer names no field
+        raise ValidationError({"detail": ["The request body must be a JSON object."]})
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return {k: v for k, v in serializer.validated_data.items()}
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", bool: "true/false", type(None): "null"}
+    return names.get(type(value), "a number")
 
 
 def _version(reward: RewardFunction, number: int | None) -> RewardVersion:

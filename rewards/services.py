@@ -18,6 +18,8 @@ from rewards.validation import validate_reward
 from rftconsole.crypto import encrypt_text
 
 SECRET_KEY_FIELD = "api_key_encrypted"  # noqa: S105 - a field name, not a secret
+CONFIG_NOT_OBJECT = 'Must be a JSON object, e.g. {"grader": "string_check"}.'
+API_KEY_NOT_USED = "api_key is only used by an endpoint judge (judge_type: endpoint)."
 
 
 class RewardError(ValueError):
@@ -45,8 +47,12 @@ def _checked_config(
     previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Validate, then swap a plain API key for its encrypted form (or keep the stored one)."""
+    if not isinstance(config, dict):
+        raise RewardError({"config": [CONFIG_NOT_OBJECT]})
     config = {k: v for k, v in config.items() if k not in {SECRET_KEY_FIELD, "has_api_key"}}
     problems = validate_reward(kind, config, code)
+    for field, problem in _key_problems(kind, config, api_key):
+        problems.setdefault(field, []).append(problem)
     if not isinstance(pass_threshold, int | float) or not math.isfinite(pass_threshold):
         problems.setdefault("pass_threshold", []).append("Must be a finite number.")
     if problems:
@@ -57,6 +63,18 @@ def _checked_config(
         elif previous and previous.get(SECRET_KEY_FIELD) and api_key is None:
             config[SECRET_KEY_FIELD] = previous[SECRET_KEY_FIELD]
     return config
+
+
+def _key_problems(kind: str, config: dict[str, Any], api_key: str | None) -> list[tuple[str, str]]:
+    """A key that would be dropped (not an endpoint judge) or stored in the clear (inside the
+    config) is refused: saying nothing let a user believe the judge was authenticated."""
+    problems = []
+    if "api_key" in config:
+        problems.append(("config", "Give the judge's key as api_key beside config, not inside it."))
+    endpoint = kind == RewardFunction.Kind.JUDGE and config.get("judge_type") == "endpoint"
+    if api_key and not endpoint:
+        problems.append(("api_key", API_KEY_NOT_USED))
+    return problems
 
 
 @transaction.atomic
