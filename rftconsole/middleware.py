@@ -1,5 +1,6 @@
 """The console's middleware: login required everywhere except the REST API (which authenticates
-itself and answers 401); static files and security headers in async mode (no thread hops)."""
+itself and answers 401); static files, security headers and the CSP in async mode (no thread
+hops)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from csp.middleware import CSPMiddleware
 from django.contrib.auth.middleware import LoginRequiredMiddleware
 from django.http import HttpRequest, HttpResponse
 from django.middleware.security import SecurityMiddleware
@@ -67,4 +69,14 @@ class SecurityHeadersMiddleware(SecurityMiddleware):
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         response = self.process_request(request) or await self.get_response(request)
+        return self.process_response(request, response)
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    """django-csp's middleware, run in place in async mode for the same reason as above: it only
+    reads settings and sets a header."""
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        self.process_request(request)
+        response = await self.get_response(request)
         return self.process_response(request, response)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright
 
 from tests.processes import embedded_env, free_port, http_status, manage, wait_until
 
@@ -88,6 +88,20 @@ def new_context(browser: Browser, base_url: str) -> BrowserContext:
     context = browser.new_context(base_url=base_url, viewport={"width": 1360, "height": 900})
     context.set_default_timeout(60_000)
     return context
+
+
+def watch_csp(context: BrowserContext) -> list[str]:
+    """Every Content-Security-Policy refusal Chromium reports in this context's pages, as
+    "<page url>: <message>" (Chromium logs each refused script, style, frame or connection)."""
+    refusals: list[str] = []
+
+    def note(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            page = message.page
+            refusals.append(f"{page.url if page else '?'}: {message.text}")
+
+    context.on("console", note)
+    return refusals
 
 
 def log_in(page: Page, username: str, password: str) -> None:

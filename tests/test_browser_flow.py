@@ -24,6 +24,7 @@ from tests.browser import (
     running_console,
     screenshot,
     wait_for_chart_points,
+    watch_csp,
 )
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser, pytest.mark.usefixtures("starter_artifacts")]
@@ -55,8 +56,9 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def alice_page(browser: Browser, console: Console) -> Iterator[Page]:
+def alice_page(browser: Browser, console: Console, flow: SimpleNamespace) -> Iterator[Page]:
     context = new_context(browser, console.url)
+    flow.csp_refusals = watch_csp(context)  # test 8: no step may break the CSP
     page = context.new_page()
     log_in(page, "alice", PASSWORD)
     yield page
@@ -256,3 +258,66 @@ def test_7_alices_pages_are_not_found_for_bob_and_closed_to_strangers(
         expect(page.locator("body")).not_to_contain_text("gsm8k")
         expect(page.locator("body")).not_to_contain_text("arithmetic-e2e")
     stranger.close()
+
+
+# Pages of the console the steps above do not open (alice is this console's administrator).
+OTHER_PAGES = [
+    "/",
+    "/datasets/",
+    "/datasets/upload/",
+    "/rewards/",
+    "/rewards/new/",
+    "/rewards/new/math-sympy/",
+    "/rewards/new/format-constraints/",
+    "/jobs/",
+    "/jobs/new/",
+    "/models/",
+    "/models/register/",
+    "/deployments/",
+    "/deployments/logs/",
+    "/playground/",
+    "/keys/",
+    "/api/docs/",
+    "/admin/",
+    "/admin/auth/user/",
+    "/admin/auth/user/1/change/",
+]
+
+
+def test_8_no_page_alice_saw_broke_the_content_security_policy(
+    alice_page: Page, flow: SimpleNamespace
+) -> None:
+    names = ("dataset_url", "reward_url", "job_url", "rollouts_url", "model_url", "session_url")
+    needs(flow, "csp_refusals", *names)
+    page = alice_page
+    for url in OTHER_PAGES + [getattr(flow, name) for name in names]:
+        response = page.goto(url)
+        assert response is not None and response.status == 200, url
+        assert "script-src 'self'" in response.headers["content-security-policy"], url
+        page.wait_for_load_state("networkidle")
+    assert flow.csp_refusals == []
+
+
+def test_the_csp_watch_sees_an_inline_script_the_console_policy_refuses(
+    browser: Browser, console: Console
+) -> None:
+    """The control for test 8: the same probe page runs its inline script without the policy,
+    and is refused (and reported) with the console's own header."""
+    context = new_context(browser, console.url)
+    refusals = watch_csp(context)
+    page = context.new_page()
+    policy = page.goto("/login/").headers["content-security-policy"]
+    probe = "<!doctype html><title>probe</title><script>document.title = 'ran'</script>"
+    for headers in ({}, {"Content-Security-Policy": policy}):
+        page.route(
+            "**/csp-probe/",
+            lambda route, headers=headers: route.fulfill(
+                body=probe, content_type="text/html", headers=headers
+            ),
+        )
+        page.goto("/csp-probe/")
+        page.unroute("**/csp-probe/")
+        ran = page.title() == "ran"
+        assert ran is (not headers), headers
+    assert len(refusals) == 1 and "inline script" in refusals[0], refusals
+    context.close()

@@ -19,6 +19,9 @@
       fontSize: "13px",
       minLines: textarea.dataset.editor === "json" ? 8 : 20,
       maxLines: 60,
+      // Ace's syntax-check workers start from blob: URLs, which the CSP refuses (worker-src
+      // 'self'); the server checks code and JSON on save anyway.
+      useWorker: false,
     });
     editor.session.on("change", function () { textarea.value = editor.getValue(); });
   }
@@ -26,6 +29,8 @@
     if (!window.ace) return;
     var script = document.querySelector("script[src*='django_ace/ace/ace.js']");
     ace.config.set("basePath", script.src.replace(/\/ace\.js.*$/, ""));
+    // Styles from the vendored ace.css and theme file (_editor_assets.html), not inline <style>.
+    ace.config.set("useStrictCSP", true);
     document.querySelectorAll("textarea[data-editor]").forEach(attach);
   }
   document.addEventListener("DOMContentLoaded", start);
