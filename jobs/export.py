@@ -7,6 +7,7 @@ and zip entries are paths relative to the model directory under a slug folder (r
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -67,8 +68,12 @@ def export_merged(entry: ModelEntry) -> ModelEntry:
     name = free_model_name(entry.owner, f"{entry.name}-merged")
     # The directory is named from the source's id and a slug, never from `name` itself.
     target = fresh_dir(models_dir(), f"{entry.pk}-merged-{slug(entry.name, fallback='model')}")
-    merged.save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    try:
+        merged.save_pretrained(target)
+        tokenizer.save_pretrained(target)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # no half-written folder nobody owns
+        raise
     description = f"{entry.name} merged into {entry.base.name if entry.base else 'its base'}."
     return register_produced(
         entry.owner, name, target, entry.base, f"merged:{entry.pk}", description
