@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from django.conf import settings
-
 from rewards.models import RewardVersion
 from rewards.scoring import RewardConfigError, RewardResult, Sample, prompt_messages
 
@@ -132,10 +130,16 @@ def _range_problems(config: dict[str, Any]) -> list[str]:
 
 
 def host_allowed(host: str) -> bool:
-    """Judges reach only allow-listed hosts (RFT_JUDGE_ALLOWED_HOSTS; "*" allows any), so a
-    reward cannot make the trainer call into the private network."""
-    allowed = [name.lower() for name in settings.RFT_JUDGE_ALLOWED_HOSTS]
-    return "*" in allowed or host.lower().strip("[]") in allowed
+    """Judges reach only allow-listed hosts (RFT_JUDGE_ALLOWED_HOSTS; "*" allows any name), so
+    a reward cannot make the trainer call into the private network.
+
+    This is the name check, made when a reward is saved and when a judge starts. It does not
+    resolve the name: the guarantee is the check of every connection (every resolved address)
+    made when the judge calls, see `rftconsole.outbound`.
+    """
+    from rftconsole.outbound import judge_allow_list  # imports httpx2: pages need not
+
+    return judge_allow_list().name_allowed(host)
 
 
 def _judge_problems(config: dict[str, Any]) -> list[str]:

@@ -22,6 +22,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from rewards.judge import JudgeCallError, JudgeReply
 from rewards.scoring import RewardConfigError
 from rftconsole.crypto import decrypt_text
+from rftconsole.outbound import guarded_client, judge_allow_list, redirect_target, refusal_in
 from rftconsole.ownership import owned
 
 MAX_BACKOFF_SECONDS = 8.0
@@ -55,6 +56,9 @@ class EndpointJudge:
         host = urlparse(config["base_url"]).hostname or ""
         if not host_allowed(host):  # checked again here: the setting may have changed since
             raise RewardConfigError(f"The judge may not call {host} (RFT_JUDGE_ALLOWED_HOSTS).")
+        # The name check above is not enough: this client checks every connection's resolved
+        # address and follows no redirects (the name could point anywhere by the time we call).
+        http_client = guarded_client(judge_allow_list(), timeout=config["timeout_seconds"])
         encrypted = config.get("api_key_encrypted")
         try:
             api_key = decrypt_text(encrypted) if encrypted else ""
@@ -65,6 +69,7 @@ class EndpointJudge:
             api_key=api_key or "not-needed",  # local servers take any key; the client wants one
             max_retries=0,  # we retry ourselves, and count the attempts
             timeout=config["timeout_seconds"],
+            http_client=http_client,
         )
 
     def judge_all(self, prompts: list[str]) -> list[JudgeReply | JudgeCallError]:
@@ -108,6 +113,9 @@ class EndpointJudge:
         """Why this attempt failed, when a retry may help; raises `JudgeCallError` when not."""
         if isinstance(error, openai.APITimeoutError):
             return f"no reply within {self.config['timeout_seconds']} s"
+        refused = refusal_in(error)
+        if refused is not None:  # the allow-list's answer will not change on a retry
+            raise JudgeCallError(f"the judge may not connect: {refused}", attempt)
         if isinstance(error, openai.APIConnectionError):
             return f"cannot connect to {self.config['base_url']}"
         if isinstance(error, openai.AuthenticationError):
@@ -115,6 +123,13 @@ class EndpointJudge:
         if isinstance(error, openai.APIStatusError):
             code = error.status_code
             detail = _short(error.message)
+            target = redirect_target(error.response)
+            if target is not None:  # following it would reach a host nobody checked
+                raise JudgeCallError(
+                    f"the judge endpoint answered a redirect to {target}; "
+                    "redirects are not followed",
+                    attempt,
+                )
             if code == 429 or code >= 500:
                 return f"HTTP {code} ({detail})"
             raise JudgeCallError(f"the judge endpoint answered HTTP {code}: {detail}", attempt)
