@@ -1,12 +1,14 @@
 """A real OpenAI-compatible chat endpoint for tests: a stdlib HTTP server on a free local port.
 
-Each test scripts the replies (text, or an HTTP status to fail with) and reads back what the
-judge client sent: headers, the request body, and how many requests were in flight at once.
+Each test scripts the replies (text, or an HTTP status to fail with, or a redirect) and reads
+back what the judge client sent: headers, the request body, how many requests were in flight at
+once, and how many TCP connections it accepted (a refused host must see none at all).
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -22,9 +24,12 @@ Answer = str | int  # the reply's text, or an HTTP status code to answer with in
 @dataclass
 class JudgeServer:
     url: str = ""
+    port: int = 0
     answer: Callable[[dict[str, Any]], Answer] = lambda body: "Score: 7"
     delay_seconds: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
+    redirect_to: str = ""  # when set, every request is answered 307 with this Location
+    connections: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -46,6 +51,10 @@ class JudgeServer:
     def _leave(self) -> None:
         with self.lock:
             self.in_flight -= 1
+
+    def _accepted(self) -> None:
+        with self.lock:
+            self.connections += 1
 
 
 def completion(text: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +86,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's naming
         state: JudgeServer = self.server.state
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        if state.redirect_to:
+            self._redirect(state.redirect_to)
+            return
         state._enter(
             {
                 "path": self.path,
@@ -95,6 +107,12 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(200, completion(answer, body))
 
+    def _redirect(self, location: str) -> None:
+        self.send_response(307)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def _send(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
@@ -107,16 +125,30 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    state: JudgeServer
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        self.state._accepted()  # called once per accepted TCP connection
+        return True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 @contextmanager
-def serve() -> Iterator[JudgeServer]:
-    """A running server for the duration of the block."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+def serve(host: str = "127.0.0.1", port: int = 0) -> Iterator[JudgeServer]:
+    """A running server on `host` (any local address: 127.0.0.2, ::1) for the block."""
+    server_class = _Server6 if ":" in host else _Server
+    httpd = server_class((host, port), _Handler)
     httpd.daemon_threads = True
-    httpd.state = JudgeServer(url=f"http://127.0.0.1:{httpd.server_port}/v1")  # type: ignore[attr-defined]
+    shown = f"[{host}]" if ":" in host else host
+    httpd.state = JudgeServer(url=f"http://{shown}:{httpd.server_port}/v1", port=httpd.server_port)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield httpd.state  # type: ignore[attr-defined]
+        yield httpd.state
     finally:
         httpd.shutdown()
         httpd.server_close()
