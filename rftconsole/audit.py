@@ -1,6 +1,7 @@
 """The one helper that records security-relevant actions, and the login signals that use it.
 
-Actions: login, login_failed, logout, api_key.create, api_key.revoke, job.create, job.stop,
+Actions: login, login_failed, login_locked_out (a sign-in refused by throttling, see
+rftconsole/accounts.py), logout, api_key.create, api_key.revoke, job.create, job.stop,
 deployment.create, deployment.delete, dataset.download. Read them in the admin (Audit events).
 """
 
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from rftconsole.accounts import client_address
 from rftconsole.models import AuditEvent
 
 
@@ -30,8 +33,9 @@ def audit(
 
 
 def _address(request: HttpRequest | None) -> str | None:
-    # REMOTE_ADDR only: X-Forwarded-For is whatever the client says unless a trusted proxy sets it.
-    return request.META.get("REMOTE_ADDR") if request is not None else None
+    # The address throttling counts too: REMOTE_ADDR unless RFT_TRUSTED_PROXY_COUNT is set, since
+    # X-Forwarded-For is whatever the client says unless a trusted proxy sets it.
+    return client_address(request) if request is not None else None
 
 
 @receiver(user_logged_in)
@@ -50,3 +54,9 @@ def _login_failed(
     sender: Any, credentials: dict, request: HttpRequest | None = None, **_: Any
 ) -> None:
     audit(None, "login_failed", request=request, username=credentials.get("username", ""))
+
+
+@receiver(user_locked_out)
+def _locked_out(sender: Any, request: HttpRequest, username: str | None, **_: Any) -> None:
+    # Sent for the failure that reaches the limit and for every sign-in refused while locked out.
+    audit(None, "login_locked_out", request=request, username=username or "")
