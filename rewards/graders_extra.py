@@ -15,7 +15,15 @@ import re
 from collections import Counter
 from typing import Any
 
-from rewards.graders import Grade, Row, _parse_json_object, expected_final_answer, normalize_number
+from rewards import safe_regex, safe_schema
+from rewards.graders import (
+    _FINAL_ANSWER,
+    Grade,
+    Row,
+    _parse_json_object,
+    expected_final_answer,
+    normalize_number,
+)
 
 _NUMBER = re.compile(r"-?\d[\d,]*\.?\d*")
 
@@ -27,6 +35,9 @@ def _reference_text(row: Row, options: dict[str, Any]) -> str:
 
 def string_check(output: str, row: Row, **options: Any) -> Grade:
     """eq / ne / contains / regex against the reference, case-sensitive unless told otherwise.
+
+    `regex` runs on RE2 (see `rewards.safe_regex`): the pattern searches the first 100,000
+    characters of the raw output; a pattern RE2 refuses is a per-row error.
 
     >>> string_check("Paris", {"reference_answer": "paris"}, operation="eq").score
     1.0
@@ -41,7 +52,7 @@ def string_check(output: str, row: Row, **options: Any) -> Grade:
         "eq": lambda: text == reference.strip(),
         "ne": lambda: text != reference.strip(),
         "contains": lambda: reference in text,
-        "regex": lambda: re.search(options.get("pattern", reference), output) is not None,
+        "regex": lambda: safe_regex.search(options.get("pattern", reference), output),
     }
     if operation not in checks:
         raise ValueError(f"operation must be one of {', '.join(checks)}")
@@ -55,7 +66,7 @@ def number_match(output: str, row: Row, **options: Any) -> Grade:
     >>> number_match("about 3.14", {"reference_answer": "3.1416"}, tolerance=0.01).score
     1.0
     """
-    final = re.search(r"####\s*\$?\s*(-?[\d,]*\.?\d+)", output)
+    final = _FINAL_ANSWER.search(output)
     numbers = _NUMBER.findall(output)
     found = final.group(1) if final else (numbers[-1] if numbers else None)
     expected = (
@@ -78,16 +89,16 @@ def number_match(output: str, row: Row, **options: Any) -> Grade:
 
 
 def json_schema(output: str, row: Row, **options: Any) -> Grade:
-    """Valid JSON that satisfies a JSON Schema (from the options or the row's `schema`)."""
-    import jsonschema
+    """Valid JSON that satisfies a JSON Schema (from the options or the row's `schema`).
 
+    Nothing is fetched: a `$ref` outside the schema (e.g. an http URL) raises SchemaProblem, a
+    ValueError, so that row scores 0 with the reason as its error.
+    """
     schema = options.get("schema") or row.get("schema") or {}
     value = _parse_json_object(output)
     if value is None:
         return Grade(0.0).component("valid_json", 0.0).component("schema", 0.0)
-    try:
-        jsonschema.validate(value, schema)
-    except jsonschema.ValidationError:
+    if not safe_schema.validate(value, schema):
         return Grade(0.3).component("valid_json", 1.0).component("schema", 0.0)
     return Grade(1.0).component("valid_json", 1.0).component("schema", 1.0)
 

@@ -10,6 +10,8 @@ from typing import Any
 from rewards.builtin import GRADERS
 from rewards.code import CodeError, detect_interface
 from rewards.graders_extra import evaluate_formula
+from rewards.safe_regex import pattern_problem
+from rewards.safe_schema import schema_problems
 
 Problems = dict[str, list[str]]
 SIMILARITY_METRICS = ("fuzzy", "bleu", "rouge_l", "cosine")
@@ -57,12 +59,23 @@ def _grader_problems(config: dict[str, Any], where: str) -> list[str]:
         return [_at(where, f"unknown grader {name!r} (known: {known}).")]
     if name == "text_similarity" and config.get("metric", "fuzzy") not in SIMILARITY_METRICS:
         return [_at(where, f"metric must be one of {', '.join(SIMILARITY_METRICS)}.")]
-    if name == "string_check" and config.get("operation", "eq") not in STRING_OPERATIONS:
-        return [_at(where, f"operation must be one of {', '.join(STRING_OPERATIONS)}.")]
+    if name == "string_check":
+        return _string_problems(config, where)
+    if name == "json_schema" and "schema" in config:  # else each row's own, checked per row
+        return [_at(where, problem) for problem in schema_problems(config["schema"])]
     if name == "number_match":
         return _number_problems(config, where)
     if name == "multi":
         return _multi_problems(config, where)
+    return []
+
+
+def _string_problems(config: dict[str, Any], where: str) -> list[str]:
+    if config.get("operation", "eq") not in STRING_OPERATIONS:
+        return [_at(where, f"operation must be one of {', '.join(STRING_OPERATIONS)}.")]
+    if config.get("operation") == "regex" and "pattern" in config:
+        problem = pattern_problem(config["pattern"])
+        return [_at(where, problem)] if problem else []
     return []
 
 
