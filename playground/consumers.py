@@ -38,6 +38,7 @@ from playground.models import PlaygroundSession
 from playground.openai_responses import create_invocation_log
 from playground.streaming import Delta, GenerationError, Sampling, chat_prompt_ids, stream_choices
 from rftconsole.ownership import owned
+from rftconsole.parsers import strict_loads
 
 
 def owned_session(user: Any, session_id: int) -> PlaygroundSession | None:
@@ -86,7 +87,8 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         if self.session_id is None:
             return
         try:
-            content = json.loads(text_data if text_data is not None else bytes_data or b"")
+            # strict: 100k nested [ raised RecursionError, past this except, closing the socket
+            content = strict_loads(text_data if text_data is not None else bytes_data or b"")
         except (ValueError, UnicodeDecodeError):
             await self.error("Messages must be JSON objects.")
             return

@@ -8,7 +8,6 @@ logprobs, penalties…) are accepted and ignored, as many OpenAI-compatible serv
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from django.http import JsonResponse
 
 from playground.models import check_metadata
 from playground.streaming import Sampling
+from rftconsole.parsers import JSONInputError, strict_loads
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit
@@ -72,7 +72,9 @@ class ChatRequest:
 
 def parse_body(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw or b"null")
+        body = strict_loads(raw or b"null")  # RecursionError and NaN used to escape: a 500
+    except JSONInputError as error:
+        raise bad(f"We could not parse the JSON body of your request: {error}.") from None
     except (ValueError, UnicodeDecodeError):
         raise bad("We could not parse the JSON body of your request.") from None
     if not isinstance(body, dict):

@@ -10,6 +10,7 @@ from django import forms
 from jobs.models import ModelEntry
 from rewards.judge import JUDGE_DEFAULTS
 from rewards.models import RewardFunction, RewardVersion
+from rftconsole.parsers import strict_loads
 
 JUDGE_FIELDS = ["instructions", "score_min", "score_max", "judge_type", "base_url", "model"]
 JUDGE_FIELDS += ["api_key", "local_model", "concurrency", "max_retries", "timeout_seconds"]
@@ -87,7 +88,7 @@ class RewardForm(forms.Form):
     def clean_config_json(self) -> str:
         text = self.cleaned_data.get("config_json") or "{}"
         try:
-            parsed = json.loads(text)
+            parsed = strict_loads(text)  # deep nesting: a ValueError here, not a 500
         except ValueError as error:
             raise forms.ValidationError(f"Not valid JSON: {error}") from None
         if not isinstance(parsed, dict):

@@ -25,8 +25,9 @@ from rest_framework.settings import api_settings
 from jobs.models import Dataset, Job, MetricPoint, ModelEntry
 from playground.models import InvocationLog
 from rewards.models import RewardFunction, RewardTest, RewardVersion
-from rftconsole.models import ApiKey
+from rftconsole.models import ApiKey, ApiKeyScope
 from rftconsole.parsers import StrictJSONParser
+from rftconsole.services import create_api_key
 from tests.job_rows import make_job
 from tests.reports import record
 from tests.routes import fill, parameter_names, route_templates
@@ -168,6 +169,41 @@ def test_an_api_key_inside_the_config_is_refused_not_stored_in_the_clear(
     endpoint = {**body, "name": "keyed", "config": ENDPOINT_JUDGE, "api_key": "sk-x"}
     keyed = post_json(alice_client, "/api/rewards/", endpoint)
     assert keyed.status_code == 201 and keyed.json()["latest_version"]["config"]["has_api_key"]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"[" * 100_000, "nested too deeply"),
+        (b'{"model": "m", "messages": [], "temperature": NaN}', "NaN and Infinity"),
+        (b'{"model": "m", "messages": [], "metadata": {"n": 1e400}}', "1e400 is too large"),
+    ],
+    ids=["100k nested [", "NaN", "1e400"],
+)
+def test_a_v1_body_that_is_not_strict_json_gets_openais_400(
+    alice: User, body: bytes, problem: str
+) -> None:
+    raw_key = create_api_key(alice, "k", ApiKeyScope.INFERENCE)[1]
+    before = counts()
+    response = Client().post(
+        "/v1/chat/completions", body, content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {raw_key}",
+    )  # fmt: skip
+    record(*REPORT, f"POST /v1/chat/completions with {body[:20]!r}", response.status_code, False)
+    assert response.status_code == 400, response.content[:300]
+    assert problem in response.json()["error"]["message"]
+    assert counts() == before
+
+
+def test_a_reward_form_config_nested_100k_deep_is_a_form_error(alice_client: Client) -> None:
+    form = {"name": "numbers", "description": "", "pass_threshold": "1.0"}
+    deep = {**form, "config_json": "[" * 100_000}
+    response = alice_client.post("/rewards/new/number-match/", deep)
+    assert response.status_code == 200, response.content[:300]
+    assert "nested too deeply" in response.content.decode()
+    assert not RewardFunction.objects.exists()
+    good = {**form, "config_json": '{"grader": "number_match"}'}
+    assert alice_client.post("/rewards/new/number-match/", good).status_code == 302  # control
 
 
 @pytest.fixture
