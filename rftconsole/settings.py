@@ -6,6 +6,7 @@ import hashlib
 import os
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import plotly
@@ -32,6 +33,8 @@ RUN_DIR = DATA_DIR / "run"
 SECRET_KEY = env_str("SECRET_KEY") or read_or_create_secret(DATA_DIR / "secret_key")
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+# Exact origins (scheme://host[:port]) trusted for form posts and for websockets besides the one
+# a request names in Host (rftconsole/ws_origin.py).
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -49,6 +52,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_ace",  # ships the Ace code editor: vendored, served locally, no CDN
     "channels",
+    "axes",  # sign-in throttling: see "Sign-in throttling" below
     "rftconsole",
     "jobs",
     "rewards",
@@ -58,6 +62,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "rftconsole.middleware.SecurityHeadersMiddleware",
     "rftconsole.middleware.StaticFilesMiddleware",
+    "rftconsole.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -66,6 +71,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a sign-in that axes refused into the lockout page (rftconsole/accounts.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "rftconsole.urls"
@@ -104,11 +111,71 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Sign-in throttling (django-axes): failures are counted per account and, separately, per
+# client address, in the database, so every web process sees the same counts. Both the console's
+# and the admin's login go through authenticate(); API keys and /v1/ never do, and are unaffected.
+# Axes first: it refuses a locked-out sign-in before ModelBackend checks the password.
+# (AxesStandaloneBackend has no get_user, so sessions keep naming ModelBackend.)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
+AXES_FAILURE_LIMIT = env_int("RFT_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("RFT_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+# A failure while locked out restarts the cool-off, so guessing on never gets through.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+# Not on success: one sign-in to an attacker's own account would also wipe its address's count,
+# and with it the failures it made against other accounts from there.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "rftconsole.accounts.lockout_response"  # the login page, with the reason
+# The client's address: REMOTE_ADDR, or the X-Forwarded-For entry set by the Nth trusted proxy.
+# (Axes' own AXES_IPWARE_* settings need django-ipware, which the console does not install.)
+RFT_TRUSTED_PROXY_COUNT = env_int("RFT_TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "rftconsole.accounts.client_address"
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are in the audit log already
+AXES_VERBOSE = False  # no start-up banner on every manage.py command's output
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- TLS: one switch for a console served over HTTPS (usually a TLS-terminating reverse proxy). --
+# RFT_HTTPS=true marks cookies Secure, sends HSTS, redirects plain HTTP to HTTPS and trusts the
+# proxy's X-Forwarded-Proto (the proxy must set it and drop any copy the client sent).
+RFT_HTTPS = env_bool("RFT_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = RFT_HTTPS
+SECURE_SSL_REDIRECT = RFT_HTTPS
+SECURE_HSTS_SECONDS = env_int("RFT_HSTS_SECONDS", 31_536_000, minimum=0) if RFT_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("RFT_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if RFT_HTTPS else None
+SECURE_REFERRER_POLICY = "same-origin"
+
+# --- Content-Security-Policy (django-csp): scripts, styles, fonts and images from this origin
+# only (Ace, Plotly and htmx are vendored), no inline script or style, no plugins, no framing.
+# `'self'` in connect-src covers the console's own websockets (CSP level 3).
+# The one hash is that of the empty string: Plotly adds its rules to an *empty* <style> element
+# through the CSSOM (which the CSP does not govern); a style element with any content is refused.
+EMPTY_STYLE_ELEMENT = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", EMPTY_STYLE_ELEMENT],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -126,6 +193,7 @@ STATICFILES_DIRS = [
 ]
 WHITENOISE_USE_FINDERS = True  # serve straight from the finders: no collectstatic step needed.
 WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_ALLOW_ALL_ORIGINS = False  # no `Access-Control-Allow-Origin: *` on static files
 
 # --- Redis: external when REDIS_URL is set, otherwise the embedded one that `up` starts. -------
 REDIS_URL = env_str("REDIS_URL")
@@ -192,7 +260,9 @@ RFT_REWARD_TIMEOUT = env_int("RFT_REWARD_TIMEOUT", 30, minimum=1)
 # The curated libraries reward code may import (numpy, sympy, …), installed apart from the
 # console's own site-packages (`make` runs `pip install --target` here) and shown read-only.
 RFT_REWARD_LIBS_DIR = env_path("RFT_REWARD_LIBS_DIR", Path(sys.prefix) / "reward-libs")
-# Hosts a judge reward may call ("*": any). Loopback by default: our own endpoint, local servers.
+# Hosts a judge reward may call: names, IPs or CIDRs; "*" means any name, public addresses only.
+# Every connection is checked (rftconsole/outbound.py): no redirects are followed, and each
+# resolved address must be listed (IP/CIDR) or public with its name listed. Loopback by default.
 RFT_JUDGE_ALLOWED_HOSTS = env_list("RFT_JUDGE_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "::1"])
 # Training data: the largest file and the most rows one dataset may have; fewer rows than the
 # minimum only warns (Amazon Bedrock asks for at least 100).
@@ -232,6 +302,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON bodies refuse NaN/Infinity, numbers past a double and deep nesting with a 400.
+    "DEFAULT_PARSER_CLASSES": [
+        "rftconsole.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
