@@ -5,7 +5,8 @@ from rftconsole.models import ApiKey, AuditEvent, WorkerReport
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "lookup", "created_at", "last_used_at", "revoked_at"]
+    list_display = ["name", "owner", "scope", "lookup", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["scope"]
     readonly_fields = ["lookup", "key_hash"]
 
 
