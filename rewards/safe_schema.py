@@ -8,11 +8,17 @@ validator gets a registry whose `retrieve` refuses, so only refs inside the sche
 
 jsonschema also runs `pattern` and `patternProperties` with `re.search`: those keywords are
 replaced by RE2 versions (see `rewards.safe_regex`).
+
+Local refs alone can still make validation exponential (each level of `anyOf` over two refs to the
+next level doubles the work: 30 levels would take days), or endless (`{"$ref": "#"}`). So every
+keyword checked counts against a budget of MAX_SCHEMA_STEPS per validation, and running past it,
+or recursing without end, is a SchemaProblem (that row's error), never a blocked process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import jsonschema
@@ -24,6 +30,15 @@ from jsonschema.validators import extend, validator_for
 from rewards import safe_regex
 
 Schema = dict[str, Any] | bool
+Keyword = Callable[[Any, Any, Any, Any], Any]
+
+# Keyword checks one validation may make: a real schema on a real answer needs tens to a few
+# thousand (300 objects of two fields: 1,500). Following a $ref costs ten (it is that much slower).
+# The budget is spent within about a tenth of a second, so no schema holds a process longer.
+MAX_SCHEMA_STEPS = 10_000
+_REF_COST = 10
+_steps_left: ContextVar[list[int]] = ContextVar("schema_steps_left")
+_REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
 
 
 class SchemaProblem(ValueError):
@@ -81,7 +96,30 @@ _SAFE_KEYWORDS = {
 }
 
 
-_REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+def _counted(keyword: Keyword, cost: int) -> Keyword:
+    """The keyword's check, spending its cost from this validation's budget first."""
+
+    def check(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
+        left = _steps_left.get()
+        left[0] -= cost
+        if left[0] < 0:
+            raise SchemaProblem(
+                f"the JSON Schema needs more than {MAX_SCHEMA_STEPS:,} checks for this answer "
+                "(nested anyOf/oneOf over $refs multiply the work): simplify it."
+            )
+        return keyword(validator, value, instance, schema)
+
+    return check
+
+
+def _checker_class(schema: Schema) -> Any:
+    base = validator_for(schema)
+    keywords = {**base.VALIDATORS, **_SAFE_KEYWORDS}
+    counted = {
+        name: _counted(check, _REF_COST if name in _REF_KEYWORDS else 1)
+        for name, check in keywords.items()
+    }
+    return extend(base, validators=counted)
 
 
 def _subschemas(schema: Any) -> Iterator[dict[str, Any]]:
@@ -135,11 +173,15 @@ def validate(instance: Any, schema: Schema) -> bool:
     problems = schema_problems(schema)
     if problems:  # remote refs are caught here, and by the registry should this walk miss one
         raise SchemaProblem(problems[0])
-    base = validator_for(schema)
-    checker = extend(base, validators=_SAFE_KEYWORDS)(schema, registry=NO_FETCH)
+    checker = _checker_class(schema)(schema, registry=NO_FETCH)
+    budget = _steps_left.set([MAX_SCHEMA_STEPS])
     try:
         return checker.is_valid(instance)
     except referencing.exceptions.Unresolvable as error:
         raise _refusal_in(error) from None
     except safe_regex.RegexError as error:
         raise SchemaProblem(str(error)) from None
+    except RecursionError:
+        raise SchemaProblem("the JSON Schema refers to itself without end ($ref loop).") from None
+    finally:
+        _steps_left.reset(budget)

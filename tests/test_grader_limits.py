@@ -262,3 +262,57 @@ def test_our_own_patterns_are_linear_on_a_hostile_answer(
     reference = {"a": 1} if config["grader"] == "json_fields" else "1"
     grade, seconds = timed(lambda: run_grader(config, output, {"reference_answer": reference}))
     assert seconds < 1.0 and grade.score == score
+
+
+# --- Work that grows without a fetch or a regex ----------------------------------------------
+
+
+def doubling_schema(levels: int) -> dict[str, Any]:
+    """Each level an anyOf over two refs to the next, ending in a type no object has: every
+    branch fails, so all are tried, and the work doubles per level (30 levels: days)."""
+    defs = {
+        f"a{i}": {"anyOf": [{"$ref": f"#/$defs/a{i + 1}"}, {"$ref": f"#/$defs/a{i + 1}"}]}
+        for i in range(levels)
+    }
+    defs[f"a{levels}"] = {"type": "string"}
+    return {"$defs": defs, "$ref": "#/$defs/a0"}
+
+
+ANSWER = '{"n": 7}'
+
+
+def test_a_schema_whose_work_doubles_per_level_stops_at_its_budget(alice_client: Client) -> None:
+    """The red team's schema from a dataset row: a row error, in the playground (the web process)
+    and on a worker, instead of hours of one process's time."""
+    response = save_builtin(alice_client, "doubling", {"grader": "json_schema"})
+    reward = RewardFunction.objects.get(pk=response.json()["id"])
+    bomb, small = {"schema": doubling_schema(30)}, {"schema": doubling_schema(3)}
+    played, seconds = timed(lambda: score_answer(reward.latest_version(), ANSWER, bomb))
+    assert played.score == 0.0 and "more than 10,000 checks" in (played.error or "")
+    assert seconds < 5  # a day's work, stopped: the budget is spent in about 0.1 s
+    samples = [{"row": row, "output_text": ANSWER} for row in (bomb, small)]
+    results = bench_results(alice_client, reward.pk, samples)
+    assert "more than 10,000 checks" in results[0]["error"]
+    assert (results[1]["score"], results[1]["error"]) == (0.3, None)  # small: judged, no error
+
+
+def test_a_schema_that_refers_to_itself_without_end_is_a_clear_problem() -> None:
+    """A RecursionError ended the whole test before; now it is that row's error."""
+    grader = {"grader": "json_schema"}
+    with pytest.raises(SchemaProblem, match="refers to itself without end"):
+        run_grader(grader, '{"x": 1}', {"schema": {"$ref": "#"}})
+    tree = {"type": "object", "properties": {"child": {"$ref": "#"}}}  # recursion that ends
+    assert run_grader(grader, '{"child": {"child": {}}}', {"schema": tree}).score == 1.0
+
+
+def test_a_pattern_that_would_compile_to_a_huge_program_is_refused_before_it_is_built(
+    alice_client: Client,
+) -> None:
+    """Building it took a second of the web process (holding the GIL) on every attempt; it is
+    now refused by a first compile with too little memory to build it ("far more")."""
+    huge = r"(?i)[\pL\pN\pM\pS]{999}x"
+    config = {"grader": "string_check", "operation": "regex", "pattern": huge}
+    response = post(alice_client, "/api/rewards/validate/", {"kind": "builtin", "config": config})
+    assert "too complex (far more RE2 instructions" in response.content.decode()
+    config["pattern"] = r"(?:\w+\s+){1,250}end"  # near the limit: built and used
+    assert save_builtin(alice_client, "near-limit", config).status_code == 201
