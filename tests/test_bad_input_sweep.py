@@ -32,6 +32,8 @@ BROKEN_BODIES = {
     "1e400": (b'{"name": 1e400}', "the number 1e400 is too large"),
     "10**400": (b'{"name": 1' + b"0" * 400 + b"}", "(401 digits) is too large"),
     "not UTF-8": (b'{"name": "\xff\xfe"}', "JSON parse error"),
+    "half a surrogate pair": (b'{"name": "\\ud800"}', "lone surrogate"),
+    "a surrogate deep in an object": (b'{"config": {"pattern": "\\udc00"}}', "lone surrogate"),
     "cut off": (b'{"name": "x",', "JSON parse error"),
     "a list": (b"[1]", ""),
     "text": (b'"x"', ""),
@@ -232,3 +234,16 @@ def test_a_field_of_the_wrong_kind_is_refused_by_name_or_accepted_never_a_500(
         assert response.status_code < 500, (kind, response.content[:300])
         assert message_of(response), (kind, response.content[:300])  # JSON, not an error page
         assert response.status_code != 400 or not changed, (kind, response.content[:300])
+
+
+LISTS = ["/api/rewards/", "/api/models/", "/api/datasets/", "/api/reward-tests/", "/api/keys/"]
+
+
+@pytest.mark.parametrize("path", LISTS)
+def test_a_limit_past_any_integer_the_database_holds_is_read_as_the_largest_page(
+    alice_client: Client, objects: dict[str, Any], path: str
+) -> None:
+    huge = alice_client.get(path, {"limit": "99999999999999999999999"})
+    assert huge.status_code == 200, huge.content[:300]
+    normal = alice_client.get(path, {"limit": "5"})  # the control: the same list, a small page
+    assert normal.status_code == 200 and huge.json()["count"] == normal.json()["count"] > 0

@@ -248,6 +248,21 @@ def test_a_nan_on_line_3_is_refused_by_line_and_nothing_is_imported(
     assert control.status_code == 201 and control.json()["dataset"]["row_count"] == 4
 
 
+def test_a_lone_surrogate_on_line_2_is_refused_by_line_and_nothing_is_imported(
+    alice_client: Client, data_dir: Path
+) -> None:
+    """`"\\ud800"` parses as JSON but is not Unicode text: writing the row ended in a 500."""
+    bad = b'{"messages": [{"role": "user", "content": "\\ud800"}]}'
+    response = upload(alice_client, "half", jsonl(GOOD, bad, GOOD))
+    assert response.status_code == 400, response.content
+    [problem] = response.json()["report"]["problems"]
+    assert problem["line"] == 2 and "lone surrogate" in problem["problem"]
+    assert not Dataset.objects.exists() and stored_files(data_dir) == []
+    pair = b'{"messages": [{"role": "user", "content": "\\ud83d\\ude00"}]}'  # a whole emoji
+    control = upload(alice_client, "half", jsonl(GOOD, pair, GOOD))
+    assert control.status_code == 201 and control.json()["dataset"]["row_count"] == 3
+
+
 @pytest.mark.parametrize(
     ("number", "shown"),
     [("1e400", "the number 1e400 is too large"), ("1" + "0" * 400, "(401 digits) is too large")],
