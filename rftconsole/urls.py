@@ -12,6 +12,7 @@ from playground.urls import deployments_patterns, openai_patterns, playground_pa
 from rewards import api as rewards_api
 from rewards.urls import rewards_patterns
 from rftconsole import api, views
+from rftconsole.sign_in import serialized
 
 router = DefaultRouter()
 router.register("keys", api.ApiKeyViewSet, basename="apikey")
@@ -42,7 +43,13 @@ urlpatterns = [
     path("playground/", include(playground_patterns)),
     # OpenAI-compatible endpoint: API keys only, JSON errors (see playground/openai_api.py).
     path("v1/", include(openai_patterns)),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    # Sign-ins one at a time per account and address (rftconsole/sign_in.py), the admin's too.
+    path(
+        "login/",
+        serialized(auth_views.LoginView.as_view(redirect_authenticated_user=True)),
+        name="login",
+    ),
+    path("admin/login/", serialized(admin.site.login)),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/me/", api.me, name="api-me"),
