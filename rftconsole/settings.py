@@ -309,7 +309,10 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "rftconsole.pagination.ConsolePagination",  # ?limit= ≤ 1000
+    # JSON only: DRF's browsable HTML API needs inline script and style, which the CSP refuses;
+    # /api/docs/ (Swagger UI) is the API's page for people.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {

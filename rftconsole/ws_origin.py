@@ -38,6 +38,8 @@ def origin_allowed(scope: Scope) -> bool:
     origin = _single_header(scope, b"origin")
     if not origin:
         return False
+    if settings.RFT_HTTPS and not origin.startswith("https://"):
+        return False  # served over HTTPS only: a plain-HTTP page is not the console's
     if origin in settings.CSRF_TRUSTED_ORIGINS:
         return True
     host = _single_header(scope, b"host")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.test import Client, RequestFactory, override_settings
 
 from rftconsole.middleware import StaticFilesMiddleware
@@ -155,3 +156,22 @@ def test_without_it_the_console_serves_plain_http_on_a_laptop(tmp_path: Path) ->
     assert off["redirect"] is False and off["hsts"] is None
     assert off["secure_cookies"] == [False, False] and off["csrf_cookie_secure"] is False
     assert settings.SECURE_SSL_REDIRECT is False
+
+
+def test_the_rest_api_answers_json_even_to_a_browser(alice_client: Client) -> None:
+    """DRF's browsable HTML API needs inline script and style the CSP refuses: it is off, and a
+    browser asking for HTML gets the JSON (the Swagger UI at /api/docs/ is the page for people)."""
+    response = alice_client.get("/api/datasets/", HTTP_ACCEPT="text/html,*/*;q=0.8")
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert alice_client.get("/api/docs/")["Content-Type"].startswith("text/html")  # the control
+
+
+def test_the_csrf_failure_page_keeps_to_the_policy(alice: User) -> None:
+    """Django's own CSRF failure page has an inline style block; the console's has none."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    refused = client.post("/keys/", {"name": "k"})
+    assert refused.status_code == 403 and "script-src 'self'" in refused["Content-Security-Policy"]
+    page = refused.content.decode()
+    assert "CSRF verification failed" in page and not any(p.search(page) for p in INLINE.values())
+    assert "/static/css/console.css" in page  # the console's page, with its stylesheet

@@ -145,6 +145,22 @@ def test_behind_a_tls_proxy_its_forwarded_proto_decides_the_scheme(
     assert handshake(path, browser_headers(alice, f"http://{SERVED}") + proxied) is None
 
 
+def test_with_rft_https_a_plain_http_page_is_refused_even_without_the_proxy(
+    settings,  # type: ignore[no-untyped-def]
+    alice: User,
+    job: Job,
+) -> None:
+    """Reached around the TLS proxy (no X-Forwarded-Proto), an http:// origin matches the Host;
+    a console served over HTTPS has no such page, so it is refused; the https one is not."""
+    path = f"/ws/jobs/{job.pk}/"
+    assert handshake(path, browser_headers(alice, f"http://{SERVED}")) is not None  # control
+    settings.RFT_HTTPS = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert handshake(path, browser_headers(alice, f"http://{SERVED}")) is None
+    proxied = [(b"x-forwarded-proto", b"https")]
+    assert handshake(path, browser_headers(alice, f"https://{SERVED}") + proxied) is not None
+
+
 def test_two_origin_headers_are_refused(alice: User, job: Job) -> None:
     headers = browser_headers(alice, f"http://{SERVED}") + [(b"origin", b"http://127.0.0.1:9999")]
     assert handshake(f"/ws/jobs/{job.pk}/", headers) is None
