@@ -4,7 +4,8 @@ Python's `json` accepts what JSON forbids, and fails on what it cannot hold in w
 - `NaN`, `Infinity`, `-Infinity` are read as floats; `1e400` becomes infinity;
 - `1` and 400 zeros becomes an integer that no float() or database column can hold;
 - 100,000 nested `[` raise RecursionError, not ValueError;
-- `"\\ud800"` (half a surrogate pair) is read as a string that cannot be encoded as UTF-8.
+- `"\\ud800"` (half a surrogate pair) is read as a string that cannot be encoded as UTF-8, and
+  `"\\u0000"` as a NUL that PostgreSQL cannot store.
 Each used to end as a 500: DRF turns only ValueError into a 400, and a non-finite number stored in
 a row or a config breaks every strict JSON answer that shows it later. `strict_loads` refuses them
 all with a `JSONInputError` saying which; `StrictJSONParser` makes the REST API answer it as a 400.
@@ -88,31 +89,38 @@ def strict_loads(text: str | bytes) -> Any:
         raise _too_deep() from None
     if depth_of(value) > MAX_DEPTH:
         raise _too_deep()
-    if holds_lone_surrogate(value):
-        raise JSONInputError(
-            "a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape), "
-            "which is not Unicode text"
-        )
+    problem = text_problem(value)
+    if problem:
+        raise JSONInputError(problem)
     return value
 
 
-def holds_lone_surrogate(value: Any) -> bool:
-    """Whether any key or string holds half a surrogate pair: JSON's `\\ud800` escape parses,
-    but the text cannot be encoded (UTF-8 for the database, RE2, files): a 500 wherever it goes."""
+def text_problem(value: Any) -> str | None:
+    """What makes a key or string unusable as text, or None.
+
+    - Half a surrogate pair: JSON's `\\ud800` escape parses, but the text cannot be encoded
+      (UTF-8 for the database, RE2, files), a 500 wherever it went.
+    - A NUL character (`\\u0000`): PostgreSQL cannot store it in text or JSON columns, so the
+      same request that works on SQLite was a 500 on the production database."""
     pending = [value]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
+            if "\x00" in item:
+                return "a string holds a NUL character (\\u0000), which is not allowed in text"
             try:
                 item.encode()
             except UnicodeEncodeError:
-                return True
+                return (
+                    "a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape), "
+                    "which is not Unicode text"
+                )
         elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-    return False
+    return None
 
 
 def json_safe(value: Any, depth: int = 0) -> Any:

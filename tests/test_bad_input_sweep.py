@@ -34,6 +34,7 @@ BROKEN_BODIES = {
     "not UTF-8": (b'{"name": "\xff\xfe"}', "JSON parse error"),
     "half a surrogate pair": (b'{"name": "\\ud800"}', "lone surrogate"),
     "a surrogate deep in an object": (b'{"config": {"pattern": "\\udc00"}}', "lone surrogate"),
+    "a NUL character": (b'{"name": "a\\u0000b"}', "NUL character"),
     "cut off": (b'{"name": "x",', "JSON parse error"),
     "a list": (b"[1]", ""),
     "text": (b'"x"', ""),

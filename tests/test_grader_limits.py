@@ -85,10 +85,18 @@ def test_a_saved_redos_reward_scores_at_once_in_the_playground_and_the_test_benc
     result, seconds = timed(lambda: score_answer(reward.latest_version(), LONG_TEXT, {}))
     assert seconds < 1.0 and result.score == 0.0 and result.error is None
 
-    samples = [{"row": {}, "output_text": LONG_TEXT}, {"row": {}, "output_text": "b\x00"}]
+    assert score_answer(reward.latest_version(), "b\x00", {}).score == 1.0  # it still matches
+
+    # The test bench scores on a worker. (A NUL cannot be sent in JSON: PostgreSQL cannot store
+    # it, so the strict parser refuses it; the match is shown by the playground above.)
+    samples = [{"row": {}, "output_text": LONG_TEXT}, {"row": {}, "output_text": "b" + "a" * 30}]
     results, seconds = timed(lambda: bench_results(alice_client, reward.pk, samples))
     assert seconds < 1.0
-    assert [(r["score"], r["error"]) for r in results] == [(0.0, None), (1.0, None)]
+    assert [(r["score"], r["error"]) for r in results] == [(0.0, None), (0.0, None)]
+    refused = post(alice_client, f"/api/rewards/{reward.pk}/run/", {"samples": [
+        {"row": {}, "output_text": "b\x00"}
+    ]})  # fmt: skip
+    assert refused.status_code == 400 and "NUL character" in refused.content.decode()
 
 
 @pytest.mark.parametrize(
