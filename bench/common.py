@@ -312,7 +312,7 @@ CALLBACK_REPLAY = r"""
 import json, time
 from transformers import TrainerState
 from jobs.models import Job
-from jobs.storage import read_rows
+from jobs.datasets.storage import read_rows
 from jobs.training.callback import JobCallback
 from jobs.training.reward_bridge import RewardBridge
 job = Job.objects.get(pk={job})
@@ -342,7 +342,7 @@ print(json.dumps(stamps))
 UNQUEUED_JOB = r"""
 import json
 from jobs.models import Dataset, ModelEntry
-from jobs.training.launch import create_job
+from jobs.actions import create_job
 from rewards.models import RewardFunction
 from rftconsole.cli import first_admin
 admin = first_admin()

@@ -24,10 +24,10 @@ from common import ROOT, environment, manage, mark, prepare_data_dir, shell
 # (same sampling and seed); prints their mean answer length in tokens.
 LENGTHS = r"""
 import json
-from jobs.generation import SamplingSettings, generate_answers, load_for_inference
+from jobs.registry.loading import SamplingSettings, generate_answers, load_for_inference
 from jobs.models import Job
-from jobs.storage import read_rows
-from rewards.scoring import prompt_messages
+from jobs.datasets.storage import read_rows
+from jobs.datasets.formats import prompt_messages
 job = Job.objects.order_by("-pk").first()
 hp = job.config["hyperparameters"]
 sampling = SamplingSettings(temperature=hp["temperature"], max_new_tokens=hp["inferenceMaxTokens"],

@@ -94,7 +94,7 @@ def profile_table(steps: int, data_dir: Path) -> None:
     step_end = find(stats, "training/callback.py", "on_step_end")
     evaluate = find(stats, "training/engine.py", "evaluate")
     record = find(stats, "training/callback.py", "record_metric")
-    send = find(stats, "jobs/live.py", "send_job_event")
+    send = find(stats, "jobs/events.py", "send_job_event")
     bridge = find(stats, "training/reward_bridge.py", "__call__")
     validation = stats[evaluate][4].get(step_end, (0, 0, 0, 0))[3]  # the last step validates
     rows = {

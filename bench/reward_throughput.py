@@ -40,7 +40,8 @@ django.setup()
 
 from rewards.library import get_template  # noqa: E402
 from rewards.sandbox import child  # noqa: E402
-from rewards.scoring import RewardResult, Sample, _run_code, sandbox_batch  # noqa: E402
+from rewards.scoring import _run_code, sandbox_batch  # noqa: E402
+from rewards.types import RewardResult, Sample  # noqa: E402
 
 TRIVIAL_LAMBDA = """
 def lambda_handler(event, context):
@@ -145,8 +146,9 @@ JUDGE_CONCURRENCY = (1, 4, 8)
 JUDGE = r"""
 import json, time
 from jobs.models import Dataset
-from jobs.storage import read_rows
-from rewards.scoring import Sample, score_batch
+from jobs.datasets.storage import read_rows
+from rewards.scoring import score_batch
+from rewards.types import Sample
 from rewards.services import create_reward
 from rftconsole.cli import first_admin
 admin = first_admin()

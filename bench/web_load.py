@@ -43,7 +43,7 @@ FILL = r"""
 import json
 from django.utils import timezone
 from jobs.models import Dataset, Job, MetricPoint, ModelEntry
-from jobs.training.launch import create_job
+from jobs.actions import create_job
 from rewards.models import RewardFunction
 from rftconsole.cli import first_admin
 admin = first_admin()
@@ -92,14 +92,14 @@ def cumulative(suffix, name):
     return max((row[3] for key, row in stats.items()
                 if key[0].endswith(suffix) and key[2] == name), default=0.0) / {repeats} * 1000
 total = cumulative("django/test/client.py", "request")
-view = cumulative("jobs/views_jobs.py", "job_list")
+view = cumulative("jobs/views.py", "job_list")
 print(json.dumps({{
     "page without profiler": plain * 1000,
     "page under cProfile": total,
     "  middleware, session and user": total - view,
     "  view: job_list": view,
     "    template rendering (render)": cumulative("django/shortcuts.py", "render"),
-    "    eval points query and JSON decoding": cumulative("jobs/job_summary.py", "eval_points"),
+    "    eval points query and JSON decoding": cumulative("jobs/summary.py", "eval_points"),
 }}))
 """
 

@@ -1,16 +1,23 @@
-"""State changes of jobs: small functions, each persisting first and then announcing."""
+"""State changes of jobs: create one (checked, frozen, queued), claim, pause, stop, resume, set a
+status. Small functions, each persisting first and then announcing."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs.live import send_job_event
-from jobs.models import Job, JobEvent
+from jobs.events import send_job_event
+from jobs.models import Dataset, Job, JobEvent, ModelEntry
+from jobs.training import hyperparameters
+from jobs.training.preflight import JobConfigError, default_profile, long_prompts, preflight
+from rewards.models import RewardVersion
 from rftconsole.audit import audit
+from rftconsole.celery import GPU_QUEUE
+from rftconsole.queue import queue_on_commit
 
 
 class JobActionError(ValueError):
@@ -63,9 +70,7 @@ def claim(job_id: int, worker: str) -> Job | None:
 
 
 def enqueue(job: Job) -> None:
-    from jobs.tasks import train_job
-
-    transaction.on_commit(lambda: train_job.apply_async(args=[job.pk], queue="gpu"))
+    queue_on_commit("jobs.train_job", job.pk, queue=GPU_QUEUE)
 
 
 def request_pause(job: Job) -> None:
@@ -100,3 +105,81 @@ def resume(job: Job) -> None:
         job, Job.Status.QUEUED, message="Resumed: continues from its last checkpoint.", requested=""
     )
     enqueue(job)
+
+
+def snapshot(job: Job, values: dict[str, Any], profile: str) -> dict[str, Any]:
+    base, data, reward = job.base_model, job.train_dataset, job.reward_version
+    validation = job.validation_dataset
+    return {
+        "launched_at": timezone.now().isoformat(),
+        "profile": profile,
+        "base_model": {"id": base.pk, "name": base.name, "path": base.path, "kind": base.kind},
+        "train_dataset": {"id": data.pk, "name": data.name, "rows": data.row_count},
+        "validation": (
+            {
+                "dataset": {
+                    "id": validation.pk,
+                    "name": validation.name,
+                    "rows": validation.row_count,
+                }
+            }
+            if validation
+            else {"split": job.validation_split}
+        ),
+        "reward": {
+            "name": reward.reward.name,
+            "version": reward.number,
+            "kind": reward.reward.kind,
+            "pass_threshold": reward.pass_threshold,
+        },
+        "hyperparameters": values,
+    }
+
+
+def create_job(
+    owner: AbstractBaseUser,
+    name: str,
+    base_model: ModelEntry,
+    train_dataset: Dataset,
+    reward_version: RewardVersion,
+    validation_dataset: Dataset | None = None,
+    validation_split: float = 0.1,
+    given: dict[str, Any] | None = None,
+    profile: str | None = None,
+    launch: bool = True,
+) -> Job:
+    """Check everything, freeze the config and queue the job on the `gpu` queue."""
+    profile = profile or default_profile()
+    values, errors = hyperparameters.resolve(given or {}, profile)
+    if not errors:
+        errors = preflight(
+            base_model, train_dataset, validation_dataset, validation_split, reward_version, values
+        )
+    if errors:
+        raise JobConfigError(errors)
+    job = Job(
+        owner=owner,
+        name=name,
+        base_model=base_model,
+        train_dataset=train_dataset,
+        validation_dataset=validation_dataset,
+        validation_split=0.0 if validation_dataset else validation_split,
+        reward_version=reward_version,
+        hyperparameters=given or {},
+    )
+    too_long = long_prompts(base_model, train_dataset, values["maxPromptLength"])
+    job.config = snapshot(job, values, profile)
+    with transaction.atomic():
+        job.save()
+        if too_long:
+            JobEvent.objects.create(
+                job=job,
+                status=job.status,
+                message=f"{too_long} training rows are longer than maxPromptLength "
+                f"({values['maxPromptLength']} tokens) and will be skipped.",
+            )
+        JobEvent.objects.create(job=job, status=job.status, message="Queued for a gpu worker.")
+        audit(owner, "job.create", f"job {job.pk} {job.name}", base_model=base_model.name)
+        if launch:
+            enqueue(job)
+    return job

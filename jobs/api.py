@@ -1,63 +1,187 @@
-"""REST endpoints of the jobs app: the model registry."""
+"""REST endpoints for jobs: create, list, get, stop, pause, resume, clone; metrics, rollouts,
+checkpoints."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs.models import ModelEntry
-from jobs.registry import RegistryError, remove_model, start_registration
+from jobs.actions import JobActionError, create_job, request_pause, request_stop, resume
+from jobs.models import Checkpoint, Dataset, Job, MetricPoint, ModelEntry, Rollout
+from jobs.training.preflight import JobConfigError
+from rewards.models import RewardFunction, RewardVersion
 from rftconsole.ownership import owned
 
 
-class ModelEntrySerializer(serializers.ModelSerializer[ModelEntry]):
-    base = serializers.SlugRelatedField(slug_field="name", read_only=True)
-
-    class Meta:
-        model = ModelEntry
-        fields = [
-            "id", "name", "description", "kind", "status", "status_reason", "source", "base",
-            "is_adapter", "architecture", "model_type", "parameter_count", "context_length",
-            "has_chat_template", "size_bytes", "created_at",
-        ]  # fmt: skip
-        read_only_fields = [f for f in fields if f not in {"name", "description", "source"}]
-
-
-class ModelEntryViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
-    """The model registry. POST a hub id (any user) or a server directory (admins) to register;
-    DELETE forgets an entry (its files stay on disk)."""
-
-    serializer_class = ModelEntrySerializer
+class OwnedName(serializers.SlugRelatedField):  # type: ignore[type-arg]
+    """Refer to one of your own objects by name; others' objects do not exist here."""
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return owned(ModelEntry, self.request.user).select_related("base")
+        return owned(self.queryset.model, self.context["request"].user)
+
+
+class JobSerializer(serializers.ModelSerializer[Job]):
+    base_model = OwnedName(slug_field="name", queryset=ModelEntry.objects.all())
+    train_dataset = OwnedName(slug_field="name", queryset=Dataset.objects.all())
+    validation_dataset = OwnedName(
+        slug_field="name", queryset=Dataset.objects.all(), required=False, allow_null=True
+    )
+    reward = OwnedName(slug_field="name", queryset=RewardFunction.objects.all(), write_only=True)
+    reward_version = serializers.SerializerMethodField()
+    pin_version = serializers.IntegerField(
+        write_only=True, required=False, min_value=1, help_text="Reward version; default latest."
+    )
+    output_model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "name", "base_model", "train_dataset", "validation_dataset", "validation_split",
+            "reward", "reward_version", "pin_version", "hyperparameters", "config", "status",
+            "sub_status", "status_reason", "current_step", "total_steps", "attempts",
+            "output_model", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = [
+            "reward_version", "config", "status", "sub_status", "status_reason", "current_step",
+            "total_steps", "attempts", "output_model", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+
+    def get_reward_version(self, job: Job) -> dict[str, Any]:
+        version = job.reward_version
+        return {"id": version.pk, "reward": version.reward.name, "number": version.number}
+
+
+class MetricSerializer(serializers.ModelSerializer[MetricPoint]):
+    class Meta:
+        model = MetricPoint
+        fields = ["kind", "step", "epoch", "values"]
+
+
+class RolloutSerializer(serializers.ModelSerializer[Rollout]):
+    class Meta:
+        model = Rollout
+        fields = ["step", "prompt", "reference_answer", "completions", "reward_output"]
+
+
+class CheckpointSerializer(serializers.ModelSerializer[Checkpoint]):
+    class Meta:
+        model = Checkpoint
+        fields = ["step", "validation_reward", "validation_accuracy", "created_at"]
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Reinforcement fine-tuning jobs. POST creates and queues one after the pre-flight checks."""
+
+    serializer_class = JobSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return owned(Job, self.request.user).select_related(
+            "base_model",
+            "train_dataset",
+            "validation_dataset",
+            "output_model",
+            "reward_version__reward",
+        )
 
     def create(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data: dict[str, Any] = serializer.validated_data
         try:
-            entry = start_registration(
+            job = create_job(
                 request.user,
-                data["source"],
                 data["name"],
-                data.get("description", ""),
-                allow_local_paths=request.user.is_superuser,
+                data["base_model"],
+                data["train_dataset"],
+                _pinned_version(data["reward"], data.get("pin_version")),
+                data.get("validation_dataset"),
+                data.get("validation_split", 0.1),
+                data.get("hyperparameters") or {},
             )
-        except RegistryError as error:
-            raise ValidationError({"source": [str(error)]}) from None
-        return Response(self.get_serializer(entry).data, status=status.HTTP_201_CREATED)
+        except JobConfigError as error:
+            raise ValidationError(error.errors) from None
+        return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
 
-    def perform_destroy(self, instance: ModelEntry) -> None:
+    def _act(self, action_function: Any) -> Response:
+        job = self.get_object()
         try:
-            remove_model(instance)
-        except RegistryError as error:
-            raise ValidationError({"detail": [str(error)]}) from None
+            action_function(job)
+        except JobActionError as error:
+            raise ValidationError({"detail": str(error)}) from None
+        job.refresh_from_db()
+        return Response(self.get_serializer(job).data)
+
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str) -> Response:
+        return self._act(request_stop)
+
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str) -> Response:
+        return self._act(request_pause)
+
+    @action(detail=True, methods=["post"], url_path="resume")
+    def resume_job(self, request: Request, pk: str) -> Response:
+        return self._act(resume)
+
+    @action(detail=True, methods=["get"])
+    def clone(self, request: Request, pk: str) -> Response:
+        """The creation payload of this job, to edit and POST as a new job."""
+        job = self.get_object()
+        payload = self.get_serializer(job).data
+        keep = {
+            "base_model",
+            "train_dataset",
+            "validation_dataset",
+            "validation_split",
+            "hyperparameters",
+        }
+        draft = {key: payload[key] for key in keep}
+        version = job.reward_version
+        draft.update(
+            name=f"{job.name}-copy", reward=version.reward.name, pin_version=version.number
+        )
+        return Response(draft)
+
+    @action(detail=True, methods=["get"])
+    def metrics(self, request: Request, pk: str) -> Response:
+        """All metric points, or only those after `?after=N` (what a reconnecting chart asks)."""
+        job = self.get_object()
+        points = MetricPoint.objects.filter(job=job)
+        after = request.query_params.get("after")
+        if after is not None:
+            if not after.lstrip("-").isdigit():
+                raise ValidationError({"after": "must be an integer step"})
+            points = points.filter(step__gt=int(after))
+        return Response(MetricSerializer(points, many=True).data)
+
+    @action(detail=True, methods=["get"])
+    def rollouts(self, request: Request, pk: str) -> Response:
+        job = self.get_object()
+        rollouts = Rollout.objects.filter(job=job)
+        if "step" in request.query_params:
+            rollouts = rollouts.filter(step=get_int(request, "step"))
+        return Response(RolloutSerializer(rollouts[:200], many=True).data)
+
+    @action(detail=True, methods=["get"])
+    def checkpoints(self, request: Request, pk: str) -> Response:
+        job = self.get_object()
+        return Response(CheckpointSerializer(job.checkpoints.all(), many=True).data)
+
+
+def get_int(request: Request, name: str) -> int:
+    value = request.query_params.get(name, "")
+    if not value.lstrip("-").isdigit():
+        raise ValidationError({name: "must be an integer"})
+    return int(value)
+
+
+def _pinned_version(reward: RewardFunction, number: int | None) -> RewardVersion:
+    try:
+        return reward.version(number)
+    except RewardVersion.DoesNotExist as error:
+        raise ValidationError({"pin_version": [str(error)]}) from None

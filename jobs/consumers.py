@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from jobs.live import job_group
+from jobs.events import job_group
 from jobs.models import Job, JobEvent, MetricPoint
 from rftconsole.ownership import owned
 

@@ -13,8 +13,11 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from jobs.actions import claim, enqueue, set_status
 from jobs.models import Job, ModelEntry
-from jobs.registry import RegistryError, apply_facts, inspect_model_dir, resolve_hub_id
+from jobs.registry.export import export_merged
+from jobs.registry.inspection import RegistryError, inspect_model_dir, resolve_hub_id
+from jobs.registry.services import apply_facts
 
 
 @shared_task(name="jobs.fetch_model")
@@ -35,8 +38,7 @@ def fetch_model(entry_id: int) -> str:
 @shared_task(name="jobs.train_job", acks_late=True, reject_on_worker_lost=True)
 def train_job(job_id: int) -> str:
     """Claim the job (a second delivery does nothing) and run it, beating a heartbeat meanwhile."""
-    from jobs.actions import claim
-    from jobs.training.engine import run_job
+    from jobs.training.engine import run_job  # imports torch: not in the default-queue worker
 
     job = claim(job_id, train_job.request.hostname or socket.gethostname())
     if job is None:
@@ -69,8 +71,6 @@ def heartbeat(job_id: int, every: float = 5.0) -> Iterator[None]:
 @shared_task(name="jobs.reap_stale_jobs")
 def reap_stale_jobs() -> list[int]:
     """Re-queue jobs whose worker stopped beating (resume from checkpoint), or fail them."""
-    from jobs.actions import enqueue, set_status
-
     cutoff = timezone.now() - timedelta(seconds=settings.RFT_HEARTBEAT_TIMEOUT)
     requeued = []
     for job in Job.objects.filter(status__in=Job.ACTIVE, heartbeat_at__lt=cutoff):
@@ -88,7 +88,5 @@ def reap_stale_jobs() -> list[int]:
 
 @shared_task(name="jobs.merge_model")
 def merge_model(entry_id: int) -> str:
-    from jobs.export import export_merged
-
     entry = ModelEntry.objects.filter(pk=entry_id).first()
     return export_merged(entry).name if entry else "gone"

@@ -1,97 +1,199 @@
-"""Pages of the jobs app: the model registry (datasets and jobs arrive with their issues)."""
+"""Job pages: the list, one job's page (status, timeline, config as launched, live charts fed by
+the websocket, actions), the rollout inspector and the comparison of runs.
+
+Views only parse, look up the owner's rows and render; state changes go through `jobs.actions`.
+Every page works without JavaScript except for what is live (charts, log).
+"""
 
 from __future__ import annotations
 
-from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from collections.abc import Callable
 
-from jobs.export import zip_response
-from jobs.forms import RegisterModelForm
-from jobs.models import Checkpoint, Job, MetricPoint, ModelEntry
-from jobs.registry import RegistryError, remove_model, start_registration
-from jobs.tasks import merge_model
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from jobs import actions
+from jobs.consumers import finite
+from jobs.models import Job, MetricPoint, Rollout
+from jobs.summary import (
+    FILTERS,
+    LIVE,
+    ZERO_STD_HINT,
+    accuracy_of,
+    config_diff,
+    config_rows,
+    eval_points,
+    latest_train_values,
+    progress_of,
+    rollout_groups,
+    zero_std_hint,
+)
 from rftconsole.ownership import get_owned_or_404, owned
 
+ACTIONS: dict[str, tuple[Callable[[Job], None], str]] = {
+    "stop": (actions.request_stop, "Stop requested."),
+    "pause": (actions.request_pause, "Pause requested."),
+    "resume": (actions.resume, "Resumed: queued to continue from its last checkpoint."),
+}
+COMPARE_MIN, COMPARE_MAX = 2, 4
+# Newest first, a page at a time: the page's cost (mostly rendering rows) must not grow with the
+# number of jobs an owner has ever run.
+JOBS_PER_PAGE = 25
+COMPARE_KEYS = ("reward_mean", "accuracy", "mean_reward", "loss")
+
+
+def _jobs(request: HttpRequest):  # type: ignore[no-untyped-def]
+    return owned(Job, request.user).select_related(
+        "base_model", "output_model", "reward_version__reward"
+    )
+
 
 @require_GET
-def model_list(request: HttpRequest) -> HttpResponse:
-    entries = owned(ModelEntry, request.user).select_related("base")
-    return render(request, "models/list.html", {"entries": entries})
+def job_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(_jobs(request).order_by("-created_at", "-pk"), JOBS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    jobs = list(page.object_list)
+    evals = eval_points(jobs)
+    rows = [
+        {"job": job, "progress": progress_of(job), "accuracy": accuracy_of(evals.get(job.pk, []))}
+        for job in jobs
+    ]
+    context = {"rows": rows, "page": page, "polling": any(job.status in LIVE for job in jobs)}
+    if request.htmx and request.GET.get("partial") == "rows":
+        return render(request, "jobs/_list_rows.html", context)
+    return render(request, "jobs/list.html", context)
 
 
-@require_GET
-def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
-    entry = get_owned_or_404(ModelEntry, request.user, pk=model_id)
-    template = "models/_detail_body.html" if request.htmx else "models/detail.html"
-    return render(request, template, {"entry": entry, "training": training_summary(entry)})
-
-
-def training_summary(entry: ModelEntry) -> dict | None:
-    """For a tuned model: the job that made it, base vs tuned validation, its checkpoints."""
-    job = Job.objects.filter(output_model=entry).first()
-    if job is None:
-        return None
-    evals = list(MetricPoint.objects.filter(job=job, kind="eval").order_by("step"))
-    tuned = next((p for p in evals if p.step == job.output_step), evals[-1] if evals else None)
+def _detail_context(job: Job) -> dict[str, object]:
+    latest = latest_train_values(job)
     return {
         "job": job,
-        "base": evals[0].values if evals and evals[0].step == 0 else None,
-        "tuned": tuned.values if tuned else None,
-        "tuned_step": tuned.step if tuned else None,
-        "checkpoints": Checkpoint.objects.filter(job=job),
+        "progress": progress_of(job),
+        "accuracy": accuracy_of(eval_points([job]).get(job.pk, [])),
+        "latest": latest,
+        "zero_std_hint": zero_std_hint(latest),
+        "zero_std_threshold": ZERO_STD_HINT,
+        "events": job.events.all(),
+        "config_rows": config_rows(job),
+        "live": job.status in LIVE,
+        "can_stop": job.status not in Job.FINISHED,
+        "can_pause": job.status in (Job.Status.QUEUED, *Job.ACTIVE)
+        and job.status != Job.Status.STOPPING,
+        "can_resume": job.status == Job.Status.PAUSED,
+        "has_rollouts": Rollout.objects.filter(job=job).exists(),
     }
 
 
-@require_http_methods(["GET", "POST"])
-def model_register(request: HttpRequest) -> HttpResponse:
-    form = RegisterModelForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            entry = start_registration(
-                request.user,
-                data["source"],
-                data["name"],
-                data["description"],
-                allow_local_paths=request.user.is_superuser,
-            )
-        except RegistryError as error:
-            form.add_error("source", str(error))
-        else:
-            messages.success(request, f"Registering “{entry.name}”.")
-            return redirect("models:detail", model_id=entry.pk)
-    return render(request, "models/register.html", {"form": form})
+@require_GET
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_owned_or_404(Job, request.user, pk=job_id)
+    context = _detail_context(job)
+    if request.htmx and request.GET.get("partial") == "summary":
+        return render(request, "jobs/_summary.html", {**context, "oob": True})
+    return render(request, "jobs/detail.html", context)
 
 
 @require_POST
-def model_remove(request: HttpRequest, model_id: int) -> HttpResponse:
-    entry = get_owned_or_404(ModelEntry, request.user, pk=model_id)
+def job_action(request: HttpRequest, job_id: int, action: str) -> HttpResponse:
+    job = get_owned_or_404(Job, request.user, pk=job_id)
+    if action not in ACTIONS:
+        raise Http404("No such action.")
+    perform, done = ACTIONS[action]
     try:
-        remove_model(entry)
-    except RegistryError as error:
-        messages.error(request, str(error))
-        return redirect("models:detail", model_id=entry.pk)
-    messages.success(request, f"Removed “{entry.name}” from the registry.")
-    return redirect("models:list")
+        perform(job)
+    except actions.JobActionError as error:
+        level, text = messages.ERROR, str(error)
+    else:
+        level, text = messages.SUCCESS, done
+    if request.htmx:
+        job.refresh_from_db()
+        flash = {"level": "error" if level == messages.ERROR else "success", "text": text}
+        context = {**_detail_context(job), "oob": True, "flash": flash}
+        return render(request, "jobs/_summary.html", context)
+    messages.add_message(request, level, text)
+    return redirect("jobs:detail", job_id=job.pk)
 
 
 @require_GET
-def model_download(request: HttpRequest, model_id: int) -> HttpResponse:
-    entry = get_owned_or_404(ModelEntry, request.user, pk=model_id)
-    if entry.status != ModelEntry.Status.READY:
-        messages.error(request, "Only a ready model can be downloaded.")
-        return redirect("models:detail", model_id=entry.pk)
-    return zip_response(entry)
+def job_rollouts(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_owned_or_404(Job, request.user, pk=job_id)
+    steps = list(
+        Rollout.objects.filter(job=job).order_by("step").values_list("step", flat=True).distinct()
+    )
+    show = request.GET.get("show", "all")
+    show = show if show in FILTERS else "all"
+    step = _int(request.GET.get("step"))
+    if step not in steps:
+        step = steps[-1] if steps else None
+    groups = rollout_groups(Rollout.objects.filter(job=job, step=step), show) if steps else []
+    at = steps.index(step) if steps else 0
+    context = {
+        "job": job,
+        "steps": steps,
+        "step": step,
+        "previous_step": steps[at - 1] if steps and at > 0 else None,
+        "next_step": steps[at + 1] if steps and at + 1 < len(steps) else None,
+        "show": show,
+        "filters": FILTERS,
+        "groups": groups,
+        "reward_output": next((g["rollout"].reward_output for g in groups), ""),
+        "point": MetricPoint.objects.filter(job=job, kind="train", step=step).first(),
+    }
+    return render(request, "jobs/rollouts.html", context)
 
 
-@require_POST
-def model_merge(request: HttpRequest, model_id: int) -> HttpResponse:
-    entry = get_owned_or_404(ModelEntry, request.user, pk=model_id)
-    if not entry.is_adapter:
-        messages.error(request, f"“{entry.name}” already holds full weights.")
-    else:
-        merge_model.delay(entry.pk)
-        messages.success(request, f"Merging “{entry.name}”: the merged model appears in Models.")
-    return redirect("models:detail", model_id=entry.pk)
+@require_GET
+def job_compare(request: HttpRequest) -> HttpResponse:
+    ids = list(dict.fromkeys(_int(value) for value in request.GET.getlist("ids")))
+    if None in ids or not COMPARE_MIN <= len(ids) <= COMPARE_MAX:
+        messages.error(request, f"Choose {COMPARE_MIN} to {COMPARE_MAX} jobs to compare.")
+        return redirect("jobs:list")
+    jobs = [get_owned_or_404(Job, request.user, pk=job_id) for job_id in ids]
+    evals = eval_points(jobs)
+    series = []
+    points = MetricPoint.objects.filter(job__in=jobs).order_by("step")
+    for job in jobs:
+        rows = points.filter(job=job).values_list("kind", "step", "epoch", "values")
+        series.append(
+            {
+                "id": job.pk,
+                "name": job.name,
+                "points": [
+                    {"kind": kind, "step": step, "epoch": epoch, "values": _pick(values)}
+                    for kind, step, epoch, values in rows
+                ],
+            }
+        )
+    only_differences = request.GET.get("only") == "differences"
+    diff = config_diff(jobs)
+    context = {
+        "jobs": [
+            {
+                "job": job,
+                "progress": progress_of(job),
+                "accuracy": accuracy_of(evals.get(job.pk, [])),
+            }
+            for job in jobs
+        ],
+        "rows": [row for row in diff if row["differs"]] if only_differences else diff,
+        "differences": sum(row["differs"] for row in diff),
+        "only_differences": only_differences,
+        "series": series,
+        "ids": ids,
+    }
+    return render(request, "jobs/compare.html", context)
+
+
+def _pick(values: dict[str, object]) -> dict[str, object]:
+    return finite({key: values[key] for key in COMPARE_KEYS if key in values})
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

@@ -11,8 +11,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs.api_datasets import DatasetSerializer
-from jobs.datasets import DatasetError
+from jobs.datasets.api import DatasetSerializer
+from jobs.datasets.importer import DatasetError
 from playground.logs import LogFilter, LogFilterError, dataset_from_logs, metadata_equals
 from playground.models import InvocationLog
 from rftconsole.ownership import owned

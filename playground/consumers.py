@@ -30,13 +30,14 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth.models import AnonymousUser
 
 from jobs.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, finite
-from jobs.generation import ModelLoadError
 from jobs.models import ModelEntry
+from jobs.registry.loading import ModelLoadError
 from playground import playground as sessions
-from playground.inference import Served, get_pool
+from playground.inference.pool import Served, get_pool
+from playground.inference.streaming import chat_prompt_ids, stream_choices
+from playground.inference.types import Delta, GenerationError, Sampling
 from playground.models import PlaygroundSession
 from playground.openai_responses import create_invocation_log
-from playground.streaming import Delta, GenerationError, Sampling, chat_prompt_ids, stream_choices
 from rftconsole.ownership import owned
 from rftconsole.parsers import strict_loads
 

@@ -16,9 +16,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import close_old_connections, connection, transaction
 from django.db.models import QuerySet
 
-from jobs.generation import ModelLoadError
 from jobs.models import ModelEntry
-from playground.inference import get_pool
+from jobs.registry.loading import ModelLoadError
+from playground.inference.pool import get_pool
 from playground.models import DEPLOYMENT_NAME_PATTERN, Deployment
 from rftconsole.audit import audit
 from rftconsole.ownership import owned

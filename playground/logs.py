@@ -17,7 +17,7 @@ from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import Exact, IsNull
 
-from jobs.datasets import DatasetError, ImportReport, check_name, import_lines
+from jobs.datasets.importer import DatasetError, ImportReport, check_name, import_lines
 from jobs.models import Dataset
 from playground.models import InvocationLog
 from rftconsole.ownership import owned

@@ -23,14 +23,15 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from jobs.generation import ModelLoadError
+from jobs.registry.loading import ModelLoadError
 from playground.deployments import mark_failed
-from playground.inference import Served, get_pool
+from playground.inference.pool import Served, get_pool
+from playground.inference.streaming import chat_prompt_ids, stream_choices
+from playground.inference.types import Delta, Finish, GenerationError
 from playground.models import Deployment, InvocationLog
 from playground.openai_params import ApiError, ChatRequest, parse_body, parse_chat_request
 from playground.openai_responses import Call, choice, chunk, completion_body
 from playground.ratelimit import take
-from playground.streaming import Delta, Finish, GenerationError, chat_prompt_ids, stream_choices
 from rftconsole.models import ApiKey
 from rftconsole.ownership import owned
 from rftconsole.services import authenticate_api_key

@@ -14,8 +14,8 @@ from typing import Any
 
 from django.http import JsonResponse
 
+from playground.inference.types import Sampling
 from playground.models import check_metadata
-from playground.streaming import Sampling
 from rftconsole.parsers import JSONInputError, strict_loads
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}

@@ -14,9 +14,9 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
+from playground.inference.types import Delta, Finish
 from playground.models import Deployment, InvocationLog
 from playground.openai_params import ChatRequest
-from playground.streaming import Delta, Finish
 
 
 @dataclass

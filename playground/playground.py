@@ -13,11 +13,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import QuerySet
 
-from jobs.dataset_tools import page_of_rows
+from jobs.datasets.tools import page_of_rows
 from jobs.models import Dataset, Job, ModelEntry
 from playground.models import InvocationLog, PlaygroundSession
 from rewards.models import RewardVersion
-from rewards.scoring import RewardResult, Sample, score_batch
+from rewards.scoring import score_batch
+from rewards.types import RewardResult, Sample
 from rftconsole.ownership import owned
 from rftconsole.parsers import json_safe
 

@@ -7,8 +7,24 @@ from typing import Any
 
 from rewards import graders_extra as extra
 from rewards.graders import Grade, Row, final_answer_match, json_fields, support_policy
+from rewards.graders_extra import evaluate_formula
 
 Grader = Callable[..., Grade]
+
+
+def multi(output: str, row: Row, **options: Any) -> Grade:
+    """Run named graders and combine their scores with `formula` (here, beside the registry it
+    looks them up in)."""
+    scores: dict[str, float] = {}
+    grade = Grade(0.0)
+    for name, spec in options.get("graders", {}).items():
+        spec = dict(spec)
+        grader = GRADERS[spec.pop("grader")]
+        scores[name] = grader(output, row, **spec).score
+        grade.component(name, scores[name])
+    grade.score = evaluate_formula(options.get("formula", " + ".join(scores) or "0"), scores)
+    return grade
+
 
 GRADERS: dict[str, Grader] = {
     "final_answer_match": final_answer_match,
@@ -18,7 +34,7 @@ GRADERS: dict[str, Grader] = {
     "number_match": extra.number_match,
     "json_schema": extra.json_schema,
     "text_similarity": extra.text_similarity,
-    "multi": extra.multi,
+    "multi": multi,
 }
 
 

@@ -198,18 +198,3 @@ def evaluate_formula(formula: str, values: dict[str, float]) -> float:
         raise ValueError(f"not allowed in a formula: {ast.unparse(node)!r}")
 
     return walk(ast.parse(formula, mode="eval"))
-
-
-def multi(output: str, row: Row, **options: Any) -> Grade:
-    """Run named graders and combine their scores with `formula`."""
-    from rewards.builtin import GRADERS
-
-    scores: dict[str, float] = {}
-    grade = Grade(0.0)
-    for name, spec in options.get("graders", {}).items():
-        spec = dict(spec)
-        grader = GRADERS[spec.pop("grader")]
-        scores[name] = grader(output, row, **spec).score
-        grade.component(name, scores[name])
-    grade.score = evaluate_formula(options.get("formula", " + ".join(scores) or "0"), scores)
-    return grade

@@ -13,32 +13,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from jobs.datasets.formats import prompt_messages
 from rewards.models import RewardVersion
-from rewards.scoring import RewardConfigError, RewardResult, Sample, prompt_messages
-
-
-@dataclass(frozen=True)
-class JudgeReply:
-    """What the judge said about one row, and what it cost to ask."""
-
-    text: str
-    attempts: int
-    latency_ms: float
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-
-
-class JudgeCallError(Exception):
-    """The judge gave no reply for one row; the message says why, for that row's error."""
-
-    def __init__(self, message: str, attempts: int) -> None:
-        super().__init__(message)
-        self.attempts = attempts
-
+from rewards.types import JudgeCallError, JudgeReply, RewardConfigError, RewardResult, Sample
 
 JUDGE_DEFAULTS: dict[str, Any] = {
     "score_min": 0,

@@ -2,7 +2,8 @@
 
 Both answer `judge_all(prompts)` with one `JudgeReply` or `JudgeCallError` per prompt, in order,
 so `rewards.judge` handles their replies the same way. Separate from that module because this
-one pulls in `openai` (and, for local judges, torch), which only a judge that runs needs.
+one pulls in `openai` (and, for local judges, torch on first use), which only a judge that runs
+needs; it imports nothing from `rewards.judge`, so the judge may import it lazily.
 """
 
 from __future__ import annotations
@@ -19,8 +20,15 @@ from urllib.parse import urlparse
 import openai
 from django.contrib.auth.models import AbstractBaseUser
 
-from rewards.judge import JudgeCallError, JudgeReply
-from rewards.scoring import RewardConfigError
+from jobs.models import ModelEntry
+from jobs.registry.loading import (
+    ModelLoadError,
+    SamplingSettings,
+    chat_prompts,
+    generate_answers,
+    load_for_inference,
+)
+from rewards.types import JudgeCallError, JudgeReply, RewardConfigError
 from rftconsole.crypto import decrypt_text
 from rftconsole.outbound import guarded_client, judge_allow_list, redirect_target, refusal_in
 from rftconsole.ownership import owned
@@ -50,11 +58,9 @@ class EndpointJudge:
     """Any OpenAI-compatible chat endpoint: our deployments, vLLM, Ollama, OpenAI, Bedrock."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        from rewards.judge import host_allowed
-
         self.config = config
         host = urlparse(config["base_url"]).hostname or ""
-        if not host_allowed(host):  # checked again here: the setting may have changed since
+        if not judge_allow_list().name_allowed(host):  # again: the setting may have changed
             raise RewardConfigError(f"The judge may not call {host} (RFT_JUDGE_ALLOWED_HOSTS).")
         # The name check above is not enough: this client checks every connection's resolved
         # address and follows no redirects (the name could point anywhere by the time we call).
@@ -176,9 +182,6 @@ class LocalJudge:
     """A model from the owner's registry, run in this process (greedy unless told otherwise)."""
 
     def __init__(self, config: dict[str, Any], owner: AbstractBaseUser) -> None:
-        from jobs.generation import ModelLoadError, load_for_inference
-        from jobs.models import ModelEntry
-
         self.config = config
         name = config["local_model"]
         entry = owned(ModelEntry, owner).filter(name=name).first()
@@ -191,8 +194,6 @@ class LocalJudge:
 
     def judge_all(self, prompts: list[str]) -> list[JudgeReply | JudgeCallError]:
         """Generate every reply in batches; a generation failure is every row's error."""
-        from jobs.generation import SamplingSettings, chat_prompts, generate_answers
-
         conversations = [[{"role": "user", "content": prompt}] for prompt in prompts]
         sampling = SamplingSettings(
             temperature=float(self.config["temperature"]),

@@ -6,36 +6,14 @@ Training, evaluation and the test bench all call `score_batch`, whatever the rew
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
+from jobs.datasets.formats import prompt_messages
 from rewards.builtin import GRADERS, run_grader
+from rewards.judge import score_with_judge
 from rewards.models import RewardFunction, RewardVersion
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One sampled answer to one training row."""
-
-    id: str
-    output_text: str
-    row: dict[str, Any]  # the Bedrock-format training row (messages, reference_answer, extras)
-
-
-@dataclass
-class RewardResult:
-    id: str
-    score: float
-    components: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None  # set when the reward could not score this sample
-    output: str = ""  # what the reward printed while scoring this sample's batch
-
-    def passed(self, threshold: float) -> bool:
-        return self.error is None and self.score >= threshold
-
-
-class RewardConfigError(ValueError):
-    """The reward version cannot be used as configured; the message says why."""
+from rewards.sandbox.runner import IsolationUnavailable, default_pool
+from rewards.types import RewardConfigError, RewardResult, Sample
 
 
 def score_batch(version: RewardVersion, samples: list[Sample]) -> list[RewardResult]:
@@ -45,19 +23,10 @@ def score_batch(version: RewardVersion, samples: list[Sample]) -> list[RewardRes
     if kind == RewardFunction.Kind.CODE:
         return _run_code(version.code, samples)
     if kind == RewardFunction.Kind.JUDGE:
-        from rewards.judge import score_with_judge  # the judge imports this module
-
         return score_with_judge(version, samples)
     raise RewardConfigError(
         f"Reward kind {kind!r} cannot be scored by this version of RFT Console."
     )
-
-
-def prompt_messages(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """The prompt: every turn up to and including the last user turn."""
-    messages = row.get("messages") or []
-    users = [i for i, message in enumerate(messages) if message.get("role") == "user"]
-    return messages[: users[-1] + 1] if users else messages
 
 
 def sandbox_batch(samples: list[Sample]) -> dict[str, Any]:
@@ -82,8 +51,6 @@ PARALLEL_FROM = 16  # a batch this large of a slow reward is split over the pool
 
 def _run_code(code: str, samples: list[Sample]) -> list[RewardResult]:
     """User code runs only in the sandbox; any failure becomes a per-row error, never a crash."""
-    from rewards.sandbox.runner import IsolationUnavailable, default_pool
-
     pool = default_pool()
     parallel = len(samples) >= PARALLEL_FROM and pool.worth_splitting(code)
     chunks = split_by_row(samples, pool.size) if parallel else [samples]

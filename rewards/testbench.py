@@ -13,13 +13,16 @@ from itertools import islice
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
 from django.utils import timezone
 
+from jobs.datasets.formats import prompt_messages
+from jobs.datasets.storage import iter_lines
 from jobs.models import Dataset, ModelEntry
-from jobs.storage import iter_lines
+from jobs.registry.loading import SamplingSettings, generate_answers, load_for_inference
 from rewards.models import RewardTest, RewardVersion
-from rewards.scoring import RewardConfigError, RewardResult, Sample, prompt_messages, score_batch
+from rewards.scoring import score_batch
+from rewards.types import RewardConfigError, RewardResult, Sample
+from rftconsole.queue import queue_on_commit
 
 MAX_TEST_ROWS = 50
 
@@ -70,9 +73,7 @@ def start_test(
         samples=samples,
         temperature=temperature,
     )
-    from rewards.tasks import run_reward_test
-
-    transaction.on_commit(lambda: run_reward_test.delay(test.pk))
+    queue_on_commit("rewards.run_test", test.pk)
     return test
 
 
@@ -132,8 +133,6 @@ def run_test(test: RewardTest) -> None:
 def _completions(test: RewardTest) -> list[str]:
     if test.model is None:
         return [sample["output_text"] for sample in test.samples]
-    from jobs.generation import SamplingSettings, generate_answers, load_for_inference
-
     model, tokenizer = load_for_inference(test.model)
     conversations = [prompt_messages(sample["row"]) for sample in test.samples]
     sampling = SamplingSettings(temperature=test.temperature, seed=int(timezone.now().timestamp()))

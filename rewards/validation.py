@@ -10,6 +10,7 @@ from typing import Any
 from rewards.builtin import GRADERS
 from rewards.code import CodeError, detect_interface
 from rewards.graders_extra import evaluate_formula
+from rewards.judge import validate_judge_config
 from rewards.safe_regex import pattern_problem
 from rewards.safe_schema import schema_problems
 
@@ -28,8 +29,6 @@ def validate_reward(kind: str, config: dict[str, Any], code: str) -> Problems:
         problems = _grader_problems(config, "")
         return {"config": problems} if problems else {}
     if kind == "judge":
-        from rewards.judge import validate_judge_config
-
         problems = validate_judge_config(config)
         return {"config": problems} if problems else {}
     return {"kind": [f"Unknown reward kind {kind!r}."]}

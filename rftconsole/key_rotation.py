@@ -16,7 +16,7 @@ from typing import Any
 
 from django.db import connection, models, transaction
 
-from jobs import storage
+from jobs.datasets import storage
 from jobs.models import Dataset, Rollout
 from playground.models import InvocationLog
 from rewards.models import RewardVersion

@@ -271,7 +271,7 @@ RFT_DATASET_MAX_ROWS = env_int("RFT_DATASET_MAX_ROWS", 1_000_000, minimum=1)
 RFT_DATASET_MIN_ROWS = env_int("RFT_DATASET_MIN_ROWS", 100, minimum=0)
 # Uploads stream to a temporary file (never memory) and stop at the size limit while arriving.
 FILE_UPLOAD_HANDLERS = [
-    "jobs.uploads.SizeLimitUploadHandler",
+    "jobs.datasets.transfers.SizeLimitUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 # Encryption at rest (rftconsole/crypto.py): one or more comma-separated Fernet keys, or a file

@@ -5,8 +5,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from jobs import api as jobs_api
-from jobs import api_datasets, api_jobs
-from jobs.urls import datasets_patterns, jobs_patterns, models_patterns
+from jobs.datasets import api as datasets_api
+from jobs.datasets.urls import datasets_patterns
+from jobs.registry import api as registry_api
+from jobs.registry.urls import models_patterns
+from jobs.urls import jobs_patterns
 from playground import api as playground_api
 from playground.urls import deployments_patterns, openai_patterns, playground_patterns
 from rewards import api as rewards_api
@@ -16,9 +19,9 @@ from rftconsole.sign_in import serialized
 
 router = DefaultRouter()
 router.register("keys", api.ApiKeyViewSet, basename="apikey")
-router.register("models", jobs_api.ModelEntryViewSet, basename="model")
-router.register("jobs", api_jobs.JobViewSet, basename="job")
-router.register("datasets", api_datasets.DatasetViewSet, basename="dataset")
+router.register("models", registry_api.ModelEntryViewSet, basename="model")
+router.register("jobs", jobs_api.JobViewSet, basename="job")
+router.register("datasets", datasets_api.DatasetViewSet, basename="dataset")
 router.register("invocation-logs", playground_api.InvocationLogViewSet, basename="invocation-log")
 router.register("rewards", rewards_api.RewardViewSet, basename="reward")
 router.register("reward-tests", rewards_api.RewardTestViewSet, basename="reward-test")

@@ -11,7 +11,7 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM
 from trl import GRPOConfig, GRPOTrainer
 
-from jobs.generation import SamplingSettings, generate_answers, load_tokenizer
+from jobs.registry.loading import SamplingSettings, generate_answers, load_tokenizer
 from jobs.starter.tasks import make_rows
 from rewards.graders import final_answer_match
 from tests.tiny_models import save_tiny_model

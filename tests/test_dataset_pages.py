@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from jobs.models import Dataset
-from jobs.registry import register_model
+from jobs.registry.services import register_model
 from tests.tiny_models import save_tiny_model
 
 GOOD = {"messages": [{"role": "user", "content": "What is 2+2?"}], "reference_answer": "4"}

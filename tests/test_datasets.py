@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from jobs.datasets import read_rows
+from jobs.datasets.importer import read_rows
 from jobs.models import Dataset
 
 # A byte-for-byte copy of ../shared/data/bedrock-rft-gsm8k (see its README), so tests stay

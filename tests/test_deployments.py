@@ -16,12 +16,13 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
 from jobs.models import ModelEntry
-from jobs.registry import register_model
+from jobs.registry.services import register_model
 from playground.deployments import DeploymentError, deploy
-from playground.generate import run_choices
-from playground.inference import InferencePool, Served, get_pool
+from playground.inference.generate import run_choices
+from playground.inference.pool import InferencePool, Served, get_pool
+from playground.inference.streaming import chat_prompt_ids
+from playground.inference.types import Delta, Finish, Sampling, StopScanner
 from playground.models import Deployment
-from playground.streaming import Delta, Finish, Sampling, StopScanner, chat_prompt_ids
 from rftconsole.models import AuditEvent
 from tests.processes import wait_until
 from tests.tiny_models import save_tiny_model

@@ -18,9 +18,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
 
-from jobs import storage
-from jobs.dataset_tools import iter_rows, page_of_rows, split_dataset
-from jobs.datasets import import_lines
+from jobs.datasets import storage
+from jobs.datasets.importer import import_lines
+from jobs.datasets.tools import iter_rows, page_of_rows, split_dataset
 from jobs.models import Dataset, Rollout
 from playground.logs import LogFilter, dataset_from_logs, filter_logs, metadata_equals
 from playground.models import InvocationLog

@@ -14,13 +14,12 @@ from django.core.management import call_command
 from django.test import Client
 from transformers import AutoModelForCausalLM, TrainerControl
 
-from jobs.actions import claim
-from jobs.export import export_merged
-from jobs.generation import load_for_inference
+from jobs.actions import claim, create_job
 from jobs.models import Dataset, Job, ModelEntry
-from jobs.registry import register_model
+from jobs.registry.export import export_merged
+from jobs.registry.loading import load_for_inference
+from jobs.registry.services import register_model
 from jobs.training.callback import JobCallback, RewardErrorsExceeded
-from jobs.training.launch import create_job
 from jobs.training.reward_bridge import RewardBridge
 from rewards.models import RewardFunction
 from tests.tiny_models import save_tiny_model

@@ -137,8 +137,9 @@ def test_a_formula_allows_only_arithmetic_on_named_scores(formula: str) -> None:
 
 def test_a_misconfigured_grader_is_refused_and_an_old_one_errors_per_row(alice) -> None:  # type: ignore[no-untyped-def]
     from rewards.models import RewardFunction, RewardVersion
-    from rewards.scoring import Sample, score_batch
+    from rewards.scoring import score_batch
     from rewards.services import RewardError, create_reward
+    from rewards.types import Sample
 
     bad = {"grader": "string_check", "operation": "sounds_like"}
     with pytest.raises(RewardError, match="Operation must be one of eq, ne, contains, regex"):

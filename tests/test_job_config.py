@@ -14,11 +14,12 @@ from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
 
-from jobs.datasets import register_dataset_file
+from jobs.actions import create_job
+from jobs.datasets.importer import register_dataset_file
 from jobs.models import Dataset, Job, ModelEntry
 from jobs.tasks import reap_stale_jobs
 from jobs.training.hyperparameters import resolve
-from jobs.training.launch import JobConfigError, create_job
+from jobs.training.preflight import JobConfigError
 from rewards.models import RewardFunction
 from rewards.services import create_reward
 
@@ -127,7 +128,9 @@ def test_the_api_creates_a_job_and_reports_config_errors_by_field(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sent: list[Any] = []
-    monkeypatch.setattr("jobs.tasks.train_job.apply_async", lambda **kwargs: sent.append(kwargs))
+    monkeypatch.setattr(
+        "rftconsole.queue.app.send_task", lambda name, **kwargs: sent.append((name, kwargs))
+    )
     body = {
         "name": "api-job",
         "base_model": "starter",
@@ -140,7 +143,7 @@ def test_the_api_creates_a_job_and_reports_config_errors_by_field(
         created = alice_client.post("/api/jobs/", body, content_type="application/json")
     assert created.status_code == 201, created.json()
     assert created.json()["status"] == "queued"
-    assert sent == [{"args": [created.json()["id"]], "queue": "gpu"}]
+    assert sent == [("jobs.train_job", {"args": [created.json()["id"]], "queue": "gpu"})]
 
     bad = alice_client.post(
         "/api/jobs/",

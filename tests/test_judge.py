@@ -19,13 +19,14 @@ from django.contrib.auth.models import User
 from django.test import override_settings
 
 import rewards.judge
-from jobs.generation import SamplingSettings, generate_answers, load_for_inference
 from jobs.models import ModelEntry
-from jobs.registry import register_model
+from jobs.registry.loading import SamplingSettings, generate_answers, load_for_inference
+from jobs.registry.services import register_model
 from rewards.judge import parse_score, render_instructions, validate_judge_config
 from rewards.models import RewardVersion
-from rewards.scoring import RewardConfigError, Sample, score_batch
+from rewards.scoring import score_batch
 from rewards.services import create_reward
+from rewards.types import RewardConfigError, Sample
 from rftconsole.crypto import decrypt_text, encrypt_text
 from tests.judge_server import JudgeServer, serve
 from tests.tiny_models import save_tiny_model

@@ -16,7 +16,7 @@ from django.test import Client
 
 from jobs import consumers
 from jobs.actions import set_status
-from jobs.live import send_job_event
+from jobs.events import send_job_event
 from jobs.models import Job, MetricPoint
 from rftconsole.asgi import application
 from rftconsole.embedded_redis import prepare_socket, redis_server_argv, socket_in_use

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from jobs.datasets import DatasetError
+from jobs.datasets.importer import DatasetError
 from jobs.models import Dataset
 from playground.logs import LogFilter, LogFilterError, dataset_from_logs, filter_logs
 from playground.models import InvocationLog

@@ -9,8 +9,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 
+from jobs.actions import create_job
 from jobs.models import Checkpoint, Dataset, MetricPoint, ModelEntry
-from jobs.training.launch import create_job
 from rewards.models import RewardFunction
 
 

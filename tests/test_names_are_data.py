@@ -23,9 +23,9 @@ from django.http import HttpResponse
 from django.test import Client
 from transformers import AutoModelForCausalLM
 
-from jobs.datasets import import_lines
+from jobs.datasets.importer import import_lines
 from jobs.models import Dataset, Job, ModelEntry
-from jobs.registry import RegistryError, register_model, register_produced
+from jobs.registry.services import RegistryError, register_model, register_produced
 from jobs.starter.tasks import make_rows
 from jobs.tasks import fetch_model, merge_model
 from jobs.training.output import publish_output

@@ -18,7 +18,7 @@ from django.contrib.auth.models import User
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from jobs.models import ModelEntry
-from jobs.registry import register_model
+from jobs.registry.services import register_model
 from playground.deployments import deploy
 from playground.models import Deployment, InvocationLog
 from rftconsole.services import create_api_key

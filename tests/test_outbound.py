@@ -19,8 +19,9 @@ from django.contrib.auth.models import User
 
 from rewards.judge import validate_judge_config
 from rewards.models import RewardVersion
-from rewards.scoring import RewardResult, Sample, score_batch
+from rewards.scoring import score_batch
 from rewards.services import create_reward
+from rewards.types import RewardResult, Sample
 from rftconsole.outbound import AllowList, OutboundRefused, checked_addresses
 from tests.judge_server import JudgeServer, serve
 

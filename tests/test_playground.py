@@ -16,9 +16,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from jobs.models import Dataset, Job, ModelEntry
-from jobs.registry import register_model
+from jobs.registry.services import register_model
 from playground import inference
-from playground.inference import InferencePool
+from playground.inference.pool import InferencePool
 from playground.logs import LogFilter, dataset_from_logs
 from playground.models import InvocationLog, PlaygroundSession
 from playground.playground import create_session

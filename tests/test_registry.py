@@ -14,7 +14,7 @@ from django.test import Client
 from transformers import AutoModelForCausalLM
 
 from jobs.models import ModelEntry
-from jobs.registry import RegistryError, register_model
+from jobs.registry.services import RegistryError, register_model
 from jobs.tasks import fetch_model
 from tests.tiny_models import save_tiny_model
 
@@ -147,13 +147,16 @@ def test_a_hub_id_is_fetched_by_a_worker_task(
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     sent: list[int] = []
-    monkeypatch.setattr("jobs.tasks.fetch_model.delay", lambda entry_id: sent.append(entry_id))
+    monkeypatch.setattr(
+        "rftconsole.queue.app.send_task",
+        lambda name, args, queue: sent.append((name, *args, queue)),
+    )
     with django_capture_on_commit_callbacks(execute=True):
         response = alice_client.post(
             "/models/register/", {"source": "rft-console-tests/nothing", "name": "remote"}
         )
     entry = ModelEntry.objects.get(name="remote")
-    assert response.status_code == 302 and sent == [entry.pk]
+    assert response.status_code == 302 and sent == [("jobs.fetch_model", entry.pk, "default")]
     assert entry.status == ModelEntry.Status.REGISTERING
 
     fetch_model(entry.pk)  # what the worker runs: offline here, so it fails with the reason

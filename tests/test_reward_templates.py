@@ -10,8 +10,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from rewards.library import STARTER_TEMPLATES, TEMPLATES
-from rewards.scoring import RewardResult, Sample, score_batch
+from rewards.scoring import score_batch
 from rewards.services import create_from_template
+from rewards.types import RewardResult, Sample
 from tests.judge_server import JudgeServer, serve
 
 BEDROCK_SEVEN = {

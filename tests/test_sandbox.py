@@ -13,8 +13,9 @@ from rewards.code import CodeError, detect_interface
 from rewards.models import RewardFunction
 from rewards.sandbox.bwrap import allowed_root
 from rewards.sandbox.runner import Limits, SandboxPool
-from rewards.scoring import Sample, score_batch
+from rewards.scoring import score_batch
 from rewards.services import create_reward
+from rewards.types import Sample
 
 BEDROCK_LAMBDA = """
 import json
@@ -174,7 +175,8 @@ def test_one_rewards_code_never_sees_another_rewards_batches(pool: SandboxPool) 
 
 def test_a_slow_rewards_batch_is_spread_over_two_workers_and_a_fast_ones_is_not() -> None:
     from rewards.sandbox import runner
-    from rewards.scoring import Sample, _run_code
+    from rewards.scoring import _run_code
+    from rewards.types import Sample
 
     handler = (
         "import time\n"

@@ -14,10 +14,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from jobs.actions import request_pause, request_stop, resume
+from jobs.actions import create_job, request_pause, request_stop, resume
 from jobs.models import Checkpoint, Dataset, Job, MetricPoint, ModelEntry, Rollout
 from jobs.tasks import reap_stale_jobs
-from jobs.training.launch import create_job
 from rewards.models import RewardFunction
 from rftconsole.supervisor import Supervisor
 from tests.reports import record

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from jobs.datasets import register_dataset_file
+from jobs.datasets.importer import register_dataset_file
 from jobs.models import Dataset, ModelEntry
-from jobs.registry import register_model
+from jobs.registry.services import register_model
 from jobs.starter.tasks import TASKS
 from rewards.models import RewardFunction
 from rewards.services import create_reward

@@ -16,7 +16,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from jobs.live import send_job_event
+from jobs.events import send_job_event
 from jobs.models import Checkpoint, Job, MetricPoint, Rollout
 from jobs.training.reward_bridge import RewardBridge
 

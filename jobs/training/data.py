@@ -11,9 +11,9 @@ from typing import Any
 from datasets import Dataset as HFDataset
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from jobs.evaluation import prompt_messages
+from jobs.datasets.formats import prompt_messages
+from jobs.datasets.storage import read_rows
 from jobs.models import Job
-from jobs.storage import read_rows
 
 Row = dict[str, Any]
 

@@ -17,11 +17,11 @@ from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from jobs.actions import set_status
-from jobs.evaluation import evaluate_loaded
-from jobs.generation import SamplingSettings, load_for_inference, load_tokenizer
 from jobs.models import Checkpoint, Job, MetricPoint
+from jobs.registry.loading import SamplingSettings, load_for_inference, load_tokenizer
 from jobs.training.callback import JobCallback, record_metric
 from jobs.training.data import JobData, prepare, to_hf_dataset
+from jobs.training.evaluation import evaluate_loaded
 from jobs.training.output import publish_output
 from jobs.training.reward_bridge import RewardBridge
 from rftconsole.paths import data_dir, safe_child

@@ -8,7 +8,7 @@ from pathlib import Path
 from trl import GRPOTrainer
 
 from jobs.models import Checkpoint, Job, ModelEntry
-from jobs.registry import free_model_name, register_produced
+from jobs.registry.services import free_model_name, register_produced
 from rftconsole.paths import models_dir, safe_child
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewards.models import RewardVersion
-from rewards.scoring import RewardResult, Sample, score_batch
+from rewards.scoring import score_batch
+from rewards.types import RewardResult, Sample
 
 ROLLOUT_GROUPS_PER_STEP = 2
 

@@ -1,5 +1,7 @@
 from django import template
 
+from rewards.sandbox.bwrap import available_reward_libs
+
 register = template.Library()
 
 
@@ -40,6 +42,4 @@ def metadata_of(row: dict) -> dict:
 @register.simple_tag
 def reward_libraries() -> str:
     """The curated libraries reward code may import besides the standard library."""
-    from rewards.sandbox.bwrap import available_reward_libs
-
     return ", ".join(available_reward_libs()) or "none installed"

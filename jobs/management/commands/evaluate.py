@@ -10,11 +10,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.evaluation import evaluate
-from jobs.generation import ModelLoadError, SamplingSettings
 from jobs.models import Dataset, ModelEntry
+from jobs.registry.loading import ModelLoadError, SamplingSettings
+from jobs.training.evaluation import evaluate
 from rewards.models import RewardFunction, RewardVersion
-from rewards.scoring import RewardConfigError
+from rewards.types import RewardConfigError
 from rftconsole.cli import acting_user, owned_by_name
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.export import export_merged
 from jobs.models import ModelEntry
-from jobs.registry import RegistryError
+from jobs.registry.export import export_merged
+from jobs.registry.services import RegistryError
 from rftconsole.cli import acting_user
 from rftconsole.ownership import owned
 

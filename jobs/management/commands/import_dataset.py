@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.datasets import DatasetError, ImportReport, import_file
+from jobs.datasets.importer import DatasetError, ImportReport, import_file
 from rftconsole.cli import acting_user
 
 

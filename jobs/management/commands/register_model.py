@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.registry import RegistryError, register_model
+from jobs.registry.services import RegistryError, register_model
 from rftconsole.cli import acting_user
 
 

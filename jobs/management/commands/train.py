@@ -12,9 +12,10 @@ from typing import Any
 import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from jobs.actions import create_job
 from jobs.models import Dataset, Job, MetricPoint, ModelEntry
 from jobs.tasks import train_job
-from jobs.training.launch import JobConfigError, create_job
+from jobs.training.preflight import JobConfigError
 from rewards.models import RewardFunction
 from rftconsole.cli import acting_user, owned_by_name
 

@@ -15,9 +15,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.http import QueryDict
 
+from jobs.actions import create_job
 from jobs.models import Dataset, Job, JobDraft, MetricPoint, ModelEntry
 from jobs.training import hyperparameters
-from jobs.training.launch import JobConfigError, create_job, default_profile, train_row_count
+from jobs.training.preflight import JobConfigError, default_profile, train_row_count
 from rewards.models import RewardFunction, RewardVersion
 from rftconsole.ownership import owned
 

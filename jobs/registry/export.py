@@ -15,9 +15,9 @@ from pathlib import Path, PurePosixPath
 
 from django.http import FileResponse
 
-from jobs.generation import load_for_inference
 from jobs.models import ModelEntry
-from jobs.registry import RegistryError, free_model_name, register_produced
+from jobs.registry.loading import load_for_inference
+from jobs.registry.services import RegistryError, free_model_name, register_produced
 from rftconsole.paths import download_filename, fresh_dir, inside, models_dir, slug
 
 

@@ -20,9 +20,9 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from jobs.dataformat import SHAPE_NAMES, RowError, to_chat
+from jobs.datasets.formats import SHAPE_NAMES, RowError, to_chat
+from jobs.datasets.storage import TextSink, open_for_write
 from jobs.models import Dataset
-from jobs.storage import TextSink, open_for_write
 from rftconsole.ownership import owned
 from rftconsole.parsers import JSONInputError, strict_loads
 from rftconsole.paths import data_dir, safe_child

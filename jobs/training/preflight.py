@@ -1,4 +1,5 @@
-"""Create and launch a job: resolve hyperparameters, run the pre-flight checks, freeze the config.
+"""The pre-flight checks a job passes before it is created: models ready, datasets large enough,
+prompts within limits, the reward scoring two real rows.
 
 Every check runs before any weights load and fails with a message naming the field, so a bad
 config costs seconds, not a GPU queue slot.
@@ -11,18 +12,12 @@ import math
 from itertools import islice
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.utils import timezone
-
-from jobs.actions import enqueue
-from jobs.dataset_tools import prompt_lengths
-from jobs.models import Dataset, Job, JobEvent, ModelEntry
-from jobs.storage import iter_rows
-from jobs.training import hyperparameters
+from jobs.datasets.storage import iter_rows
+from jobs.datasets.tools import prompt_lengths
+from jobs.models import Dataset, ModelEntry
 from rewards.models import RewardVersion
-from rewards.scoring import RewardConfigError, Sample, score_batch
-from rftconsole.audit import audit
+from rewards.scoring import score_batch
+from rewards.types import RewardConfigError, Sample
 from rftconsole.models import WorkerReport
 
 
@@ -111,81 +106,3 @@ def reward_dry_run(reward: RewardVersion, dataset: Dataset) -> str:
 
 def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def snapshot(job: Job, values: dict[str, Any], profile: str) -> dict[str, Any]:
-    base, data, reward = job.base_model, job.train_dataset, job.reward_version
-    validation = job.validation_dataset
-    return {
-        "launched_at": timezone.now().isoformat(),
-        "profile": profile,
-        "base_model": {"id": base.pk, "name": base.name, "path": base.path, "kind": base.kind},
-        "train_dataset": {"id": data.pk, "name": data.name, "rows": data.row_count},
-        "validation": (
-            {
-                "dataset": {
-                    "id": validation.pk,
-                    "name": validation.name,
-                    "rows": validation.row_count,
-                }
-            }
-            if validation
-            else {"split": job.validation_split}
-        ),
-        "reward": {
-            "name": reward.reward.name,
-            "version": reward.number,
-            "kind": reward.reward.kind,
-            "pass_threshold": reward.pass_threshold,
-        },
-        "hyperparameters": values,
-    }
-
-
-def create_job(
-    owner: AbstractBaseUser,
-    name: str,
-    base_model: ModelEntry,
-    train_dataset: Dataset,
-    reward_version: RewardVersion,
-    validation_dataset: Dataset | None = None,
-    validation_split: float = 0.1,
-    given: dict[str, Any] | None = None,
-    profile: str | None = None,
-    launch: bool = True,
-) -> Job:
-    """Check everything, freeze the config and queue the job on the `gpu` queue."""
-    profile = profile or default_profile()
-    values, errors = hyperparameters.resolve(given or {}, profile)
-    if not errors:
-        errors = preflight(
-            base_model, train_dataset, validation_dataset, validation_split, reward_version, values
-        )
-    if errors:
-        raise JobConfigError(errors)
-    job = Job(
-        owner=owner,
-        name=name,
-        base_model=base_model,
-        train_dataset=train_dataset,
-        validation_dataset=validation_dataset,
-        validation_split=0.0 if validation_dataset else validation_split,
-        reward_version=reward_version,
-        hyperparameters=given or {},
-    )
-    too_long = long_prompts(base_model, train_dataset, values["maxPromptLength"])
-    job.config = snapshot(job, values, profile)
-    with transaction.atomic():
-        job.save()
-        if too_long:
-            JobEvent.objects.create(
-                job=job,
-                status=job.status,
-                message=f"{too_long} training rows are longer than maxPromptLength "
-                f"({values['maxPromptLength']} tokens) and will be skipped.",
-            )
-        JobEvent.objects.create(job=job, status=job.status, message="Queued for a gpu worker.")
-        audit(owner, "job.create", f"job {job.pk} {job.name}", base_model=base_model.name)
-        if launch:
-            enqueue(job)
-    return job

@@ -10,14 +10,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from jobs.api_datasets import imported
-from jobs.dataset_tools import page_of_rows, remove_dataset, split_dataset, token_stats
-from jobs.datasets import DatasetError
+from jobs.datasets.importer import DatasetError
+from jobs.datasets.tools import page_of_rows, remove_dataset, split_dataset, token_stats
+from jobs.datasets.transfers import download_response, imported
 from jobs.models import Dataset, ModelEntry
-from jobs.storage import open_plain
-from rftconsole.audit import audit
+from playground.logs import LogFilter
+from playground.logs import dataset_from_logs as build_from_logs
+from playground.models import InvocationLog
 from rftconsole.ownership import get_owned_or_404, owned
-from rftconsole.paths import download_filename
 
 PAGE_ROWS = 10
 
@@ -114,17 +114,6 @@ def dataset_download(request: HttpRequest, dataset_id: int) -> FileResponse:
     return download_response(request, dataset)
 
 
-def download_response(request: HttpRequest, dataset: Dataset) -> FileResponse:
-    """The stored rows (chat format) as a JSONL file; downloads are audited."""
-    audit(request.user, "dataset.download", f"dataset {dataset.pk} {dataset.name}", request)
-    return FileResponse(
-        open_plain(dataset.path),  # plain JSONL even when stored encrypted; FileResponse closes it
-        as_attachment=True,
-        filename=download_filename(dataset.name, ".jsonl", fallback=f"dataset-{dataset.pk}"),
-        content_type="application/jsonl",
-    )
-
-
 @require_POST
 def dataset_delete(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = get_owned_or_404(Dataset, request.user, pk=dataset_id)
@@ -143,9 +132,6 @@ FILTER_ROWS = 4
 @require_http_methods(["GET", "POST"])
 def dataset_from_logs(request: HttpRequest) -> HttpResponse:
     """Bedrock's "invocation logs" data source: filter logged requests by metadata, keep them."""
-    from playground.logs import LogFilter, dataset_from_logs
-    from playground.models import InvocationLog
-
     post = request.POST
     context = {
         "filter_rows": range(FILTER_ROWS),
@@ -163,7 +149,7 @@ def dataset_from_logs(request: HttpRequest) -> HttpResponse:
             if post.get(f"key_{i}", "").strip()
         ]
         try:
-            dataset, _ = dataset_from_logs(
+            dataset, _ = build_from_logs(
                 request.user,
                 post.get("name", ""),
                 filters,

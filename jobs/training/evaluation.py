@@ -13,11 +13,13 @@ from typing import Any
 from transformers import PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from jobs.generation import SamplingSettings, generate_answers, load_for_inference
+from jobs.datasets.formats import prompt_messages
+from jobs.datasets.storage import read_rows
 from jobs.models import Dataset, ModelEntry
-from jobs.storage import read_rows
+from jobs.registry.loading import SamplingSettings, generate_answers, load_for_inference
 from rewards.models import RewardVersion
-from rewards.scoring import RewardResult, Sample, prompt_messages, score_batch
+from rewards.scoring import score_batch
+from rewards.types import RewardResult, Sample
 
 
 @dataclass(frozen=True)

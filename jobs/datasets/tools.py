@@ -15,10 +15,11 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 
-from jobs import storage
-from jobs.datasets import DatasetError, check_name, import_lines
+from jobs.datasets import storage
+from jobs.datasets.formats import prompt_messages
+from jobs.datasets.importer import DatasetError, check_name, import_lines
 from jobs.models import Dataset, Job, ModelEntry
-from rewards.scoring import prompt_messages
+from jobs.registry.loading import load_tokenizer, tokenizer_dir
 
 STATS_ROWS = 20_000  # token statistics read at most this many rows (they are a preview)
 HISTOGRAM_BINS = 30
@@ -65,8 +66,6 @@ def remove_dataset(dataset: Dataset) -> None:
 
 def prompt_lengths(dataset: Dataset, entry: ModelEntry, rows: int = STATS_ROWS) -> list[int]:
     """Prompt lengths in `entry`'s tokenizer, chat template applied, for the first `rows` rows."""
-    from jobs.generation import load_tokenizer, tokenizer_dir
-
     tokenizer = load_tokenizer(tokenizer_dir(entry))
     return [
         len(_prompt_ids(tokenizer, prompt_messages(row)))

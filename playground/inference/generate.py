@@ -1,7 +1,7 @@
 """The generating side of a streamed chat answer: `model.generate` in a pool thread, with a
 streamer that passes on each token's text and a stopping criterion for cancel and stop sequences.
 
-Kept apart from `playground.streaming` (which the URLconf reaches) so that torch and
+Kept apart from `playground.inference.streaming` (which the URLconf reaches) so that torch and
 transformers are imported only by a process that generates.
 """
 
@@ -15,8 +15,8 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from playground.inference import Served
-from playground.streaming import Delta, Finish, Sampling, StopScanner
+from playground.inference.pool import Served
+from playground.inference.types import Delta, Finish, Sampling, StopScanner
 
 
 class _ChoiceStreamer(BaseStreamer):

@@ -14,38 +14,11 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from playground.inference import InferencePool, Served
+from playground.inference.pool import InferencePool, Served
+from playground.inference.types import Delta, Finish, GenerationError, Sampling
 
-if TYPE_CHECKING:  # the generating side (torch) is playground.generate, imported on first use
+if TYPE_CHECKING:  # the generating side (torch) is generate.py, imported on first use
     from transformers.tokenization_utils_base import PreTrainedTokenizerBase
-
-
-@dataclass(frozen=True)
-class Sampling:
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 256
-    n: int = 1
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
-class Delta:
-    index: int
-    text: str
-    tokens: int  # generated so far in this choice: the count, should the finish never come
-
-
-@dataclass(frozen=True)
-class Finish:
-    index: int
-    reason: str  # "stop" (end of turn or a stop sequence) or "length" (max_tokens reached)
-    completion_tokens: int
-
-
-class GenerationError(RuntimeError):
-    """Generation failed in its worker thread; the message says why."""
 
 
 def chat_prompt_ids(
@@ -58,41 +31,6 @@ def chat_prompt_ids(
     else:
         prompt = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
     return list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-
-
-class StopScanner:
-    """Passes text through until a stop sequence appears, which is cut with all after it."""
-
-    def __init__(self, stops: tuple[str, ...]) -> None:
-        self.stops = tuple(s for s in stops if s)
-        self.pending = ""
-        self.stopped = False
-
-    def feed(self, text: str) -> str:
-        if self.stopped:
-            return ""
-        self.pending += text
-        hits = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
-        if hits:
-            self.stopped = True
-            out, self.pending = self.pending[: min(hits)], ""
-            return out
-        keep = self._partial_stop_length()
-        cut = len(self.pending) - keep
-        out, self.pending = self.pending[:cut], self.pending[cut:]
-        return out
-
-    def flush(self) -> str:
-        out, self.pending = ("" if self.stopped else self.pending), ""
-        return out
-
-    def _partial_stop_length(self) -> int:
-        longest = max((len(s) - 1 for s in self.stops), default=0)
-        for size in range(min(longest, len(self.pending)), 0, -1):
-            tail = self.pending[-size:]
-            if any(s.startswith(tail) for s in self.stops):
-                return size
-        return 0
 
 
 _DONE = object()
@@ -158,7 +96,7 @@ class _Generation:
     def run(self, served: Served, prompt_ids: list[int], sampling: Sampling) -> None:
         try:
             if not self.cancel.is_set():
-                from playground.generate import run_choices
+                from playground.inference.generate import run_choices  # imports torch
 
                 run_choices(served, prompt_ids, sampling, self.emit, self.cancel)
         except Exception as error:  # noqa: BLE001 - reported to the waiting request below

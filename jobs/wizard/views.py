@@ -1,7 +1,7 @@
 """The job creation wizard: one step per screen, checked on the server, kept as a draft.
 
 /jobs/new/ lists drafts and starts one (or clones a job with ?clone=<id>); each step lives at
-/jobs/drafts/<id>/<step>/. The logic is in `jobs.wizard`; these views route and render.
+/jobs/drafts/<id>/<step>/. The logic is in `jobs.wizard.steps`; these views route and render.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from jobs.dataset_tools import page_of_rows
+from jobs.datasets.tools import page_of_rows
 from jobs.models import Dataset, Job, JobDraft
 from jobs.training import hyperparameters
-from jobs.wizard import (
+from jobs.training.preflight import default_profile
+from jobs.wizard.steps import (
     FIELD_STEP,
     SLUGS,
     STEPS,
@@ -98,8 +99,6 @@ def _context(request: HttpRequest, draft: JobDraft, step: str, errors: dict) -> 
 
 def _params(draft: JobDraft) -> list[dict]:
     given = draft.data.get("hyperparameters") or {}
-    from jobs.training.launch import default_profile
-
     profile = default_profile()
     return [
         {

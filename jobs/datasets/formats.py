@@ -143,3 +143,10 @@ def _check_order(messages: list[dict[str, str]]) -> None:
 def _kind(value: Any) -> str:
     names = {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null"}
     return names.get(type(value), "a number" if isinstance(value, int | float) else "unknown")
+
+
+def prompt_messages(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The prompt: every turn up to and including the last user turn."""
+    messages = row.get("messages") or []
+    users = [i for i, message in enumerate(messages) if message.get("role") == "user"]
+    return messages[: users[-1] + 1] if users else messages

@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from jobs.generation import ModelLoadError, load_tokenizer
 from jobs.models import ModelEntry
+from jobs.registry.loading import ModelLoadError, load_tokenizer
 
-# torch and transformers are imported on first use (see jobs.generation): the URLconf reaches
+# torch and transformers are imported on first use (see jobs.registry.loading): the URLconf reaches
 # this module, and only a process that serves a model should pay for them.
 if TYPE_CHECKING:
     from transformers import PreTrainedModel

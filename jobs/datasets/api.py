@@ -13,10 +13,15 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs.dataset_tools import page_of_rows, remove_dataset, split_dataset, token_stats
-from jobs.datasets import DatasetError, check_size, import_lines
+from jobs.datasets.importer import DatasetError
+from jobs.datasets.tools import page_of_rows, remove_dataset, split_dataset, token_stats
+from jobs.datasets.transfers import (
+    download_response,
+    imported,
+    too_large_message,
+    upload_too_large,
+)
 from jobs.models import Dataset, ModelEntry
-from jobs.uploads import too_large_message, upload_too_large
 from rftconsole.ownership import owned
 from rftconsole.parsers import StrictJSONParser, json_safe
 
@@ -41,24 +46,6 @@ class UploadInput(serializers.Serializer[Any]):
 class SplitInput(serializers.Serializer[Any]):
     fraction = serializers.FloatField(default=0.1)
     seed = serializers.IntegerField(default=0)
-
-
-def imported(request: Request, given: dict[str, Any]) -> tuple[Dataset | None, dict[str, Any]]:
-    """Run an uploaded file through the importer: the page and the API share this."""
-    if upload_too_large(request):  # the file was stopped at the limit while arriving
-        raise DatasetError(too_large_message(request))
-    upload = given.get("file")
-    if upload is None:
-        raise DatasetError("Choose a JSONL file to upload.")
-    check_size(upload.size)
-    dataset, report = import_lines(
-        request.user,
-        given["name"],
-        upload,
-        description=given.get("description", ""),
-        dry_run=given.get("dry_run", False),
-    )
-    return dataset, report.as_dict()
 
 
 class DatasetViewSet(
@@ -109,8 +96,6 @@ class DatasetViewSet(
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: str) -> FileResponse:
         """The stored rows as a JSONL file (audited)."""
-        from jobs.views_datasets import download_response
-
         return download_response(request, self.get_object())
 
     @action(detail=True, methods=["get"])
