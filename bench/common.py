@@ -210,7 +210,7 @@ from datasets import Dataset
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
-from rewards.graders import final_answer_match
+from rewards.graders.simple import final_answer_match
 
 model_dir, rows_file, out_dir = sys.argv[1], sys.argv[2], sys.argv[4]
 steps, s = int(sys.argv[3]), json.loads(sys.argv[5])

@@ -47,8 +47,8 @@ MAX_TOKENS = 48
 # view timed by wrapping it.
 PROFILE = r"""
 import asyncio, json, statistics, time
-from playground import openai_api
-from playground.openai_responses import Call
+from playground.v1 import views as openai_api
+from playground.v1.responses import Call
 from rftconsole.asgi import application
 spans = {{}}
 def timed(name, function, coroutine=True):

@@ -15,9 +15,9 @@ from jobs.models import Dataset, Job, JobEvent, ModelEntry
 from jobs.training import hyperparameters
 from jobs.training.preflight import JobConfigError, default_profile, long_prompts, preflight
 from rewards.models import RewardVersion
-from rftconsole.audit import audit
 from rftconsole.celery import GPU_QUEUE
 from rftconsole.queue import queue_on_commit
+from rftconsole.security.audit import audit
 
 
 class JobActionError(ValueError):

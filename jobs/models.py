@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
-from rftconsole.fields import EncryptedJSONField, EncryptedTextField
 from rftconsole.ownership import OwnedModel
+from rftconsole.security.fields import EncryptedJSONField, EncryptedTextField
 
 
 class ModelEntry(OwnedModel):
@@ -180,7 +180,8 @@ class MetricPoint(models.Model):
 class Rollout(models.Model):
     """A sampled group for the inspector: the prompt, each completion with its reward.
 
-    The content fields are encrypted at rest when a key is configured (rftconsole/fields.py).
+    The content fields are encrypted at rest when a key is configured
+    (rftconsole/security/fields.py).
     """
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="rollouts")

@@ -32,12 +32,12 @@ from django.contrib.auth.models import AnonymousUser
 from jobs.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, finite
 from jobs.models import ModelEntry
 from jobs.registry.loading import ModelLoadError
-from playground import playground as sessions
+from playground import sessions
 from playground.inference.pool import Served, get_pool
 from playground.inference.streaming import chat_prompt_ids, stream_choices
 from playground.inference.types import Delta, GenerationError, Sampling
 from playground.models import PlaygroundSession
-from playground.openai_responses import create_invocation_log
+from playground.v1.responses import create_invocation_log
 from rftconsole.ownership import owned
 from rftconsole.parsers import strict_loads
 

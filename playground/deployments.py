@@ -20,8 +20,8 @@ from jobs.models import ModelEntry
 from jobs.registry.loading import ModelLoadError
 from playground.inference.pool import get_pool
 from playground.models import DEPLOYMENT_NAME_PATTERN, Deployment
-from rftconsole.audit import audit
 from rftconsole.ownership import owned
+from rftconsole.security.audit import audit
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.db import models
 
-from rftconsole.fields import EncryptedJSONField, EncryptedTextField
 from rftconsole.ownership import OwnedModel
+from rftconsole.security.fields import EncryptedJSONField, EncryptedTextField
 
 METADATA_MAX_KEYS = 16  # Bedrock's limit on requestMetadata
 METADATA_MAX_LENGTH = 256  # Bedrock's limit on each key and each value

@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from playground import openai_api, views, views_logs
+from playground import views, views_logs
+from playground.v1 import views as openai_api
 
 deployments_patterns = (
     [

@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from jobs.models import Dataset, Job, ModelEntry
-from playground import playground as pg
+from playground import sessions as pg
 from playground.deployments import DeploymentError, delete_deployment, deploy, live
 from playground.models import Deployment, PlaygroundSession
 from rftconsole.ownership import get_owned_or_404, owned

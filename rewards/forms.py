@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 
 from jobs.models import ModelEntry
-from rewards.judge import JUDGE_DEFAULTS
+from rewards.judge.scoring import JUDGE_DEFAULTS
 from rewards.models import RewardFunction, RewardVersion
 from rftconsole.parsers import strict_loads
 

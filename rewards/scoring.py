@@ -9,8 +9,8 @@ import math
 from typing import Any
 
 from jobs.datasets.formats import prompt_messages
-from rewards.builtin import GRADERS, run_grader
-from rewards.judge import score_with_judge
+from rewards.graders.registry import GRADERS, run_grader
+from rewards.judge.scoring import score_with_judge
 from rewards.models import RewardFunction, RewardVersion
 from rewards.sandbox.runner import IsolationUnavailable, default_pool
 from rewards.types import RewardConfigError, RewardResult, Sample

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from rewards.library import get_template
 from rewards.models import RewardFunction, RewardVersion
 from rewards.validation import validate_reward
-from rftconsole.crypto import encrypt_text
+from rftconsole.security.crypto import encrypt_text
 
 SECRET_KEY_FIELD = "api_key_encrypted"  # noqa: S105 - a field name, not a secret
 CONFIG_NOT_OBJECT = 'Must be a JSON object, e.g. {"grader": "string_check"}.'

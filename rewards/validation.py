@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rewards.builtin import GRADERS
 from rewards.code import CodeError, detect_interface
-from rewards.graders_extra import evaluate_formula
-from rewards.judge import validate_judge_config
-from rewards.safe_regex import pattern_problem
-from rewards.safe_schema import schema_problems
+from rewards.graders.configurable import evaluate_formula
+from rewards.graders.registry import GRADERS
+from rewards.graders.safe_regex import pattern_problem
+from rewards.graders.safe_schema import schema_problems
+from rewards.judge.scoring import validate_judge_config
 
 Problems = dict[str, list[str]]
 SIMILARITY_METRICS = ("fuzzy", "bleu", "rouge_l", "cosine")

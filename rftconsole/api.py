@@ -10,9 +10,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from rftconsole.api_scopes import ManagesKeys, require_mintable
 from rftconsole.models import ApiKey, ApiKeyScope
 from rftconsole.ownership import owned
+from rftconsole.security.api_scopes import ManagesKeys, require_mintable
 from rftconsole.services import create_api_key, revoke_api_key
 from rftconsole.system import system_status
 

@@ -6,7 +6,7 @@ class RftConsoleConfig(AppConfig):
     verbose_name = "RFT Console"
 
     def ready(self) -> None:
-        from rftconsole import audit  # noqa: F401 - connects the login signals
-        from rftconsole.crypto import check_keys
+        from rftconsole.security import audit  # noqa: F401 - connects the login signals
+        from rftconsole.security.crypto import check_keys
 
         check_keys()  # a bad encryption key stops every process at start, not at first upload

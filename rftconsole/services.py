@@ -9,8 +9,8 @@ from datetime import timedelta
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from rftconsole.audit import audit
 from rftconsole.models import API_KEY_PREFIX, ApiKey, ApiKeyScope, hash_api_key
+from rftconsole.security.audit import audit
 
 LAST_USED_PRECISION = timedelta(minutes=1)  # avoid one DB write per API request
 

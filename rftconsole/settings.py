@@ -34,7 +34,7 @@ SECRET_KEY = env_str("SECRET_KEY") or read_or_create_secret(DATA_DIR / "secret_k
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 # Exact origins (scheme://host[:port]) trusted for form posts and for websockets besides the one
-# a request names in Host (rftconsole/ws_origin.py).
+# a request names in Host (rftconsole/security/ws_origin.py).
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -71,7 +71,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    # Last: turns a sign-in that axes refused into the lockout page (rftconsole/accounts.py).
+    # Last: turns a sign-in that axes refused into the lockout page
+    # (rftconsole/security/accounts.py).
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -130,11 +131,13 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
 # Not on success: one sign-in to an attacker's own account would also wipe its address's count,
 # and with it the failures it made against other accounts from there.
 AXES_RESET_ON_SUCCESS = False
-AXES_LOCKOUT_CALLABLE = "rftconsole.accounts.lockout_response"  # the login page, with the reason
+AXES_LOCKOUT_CALLABLE = (
+    "rftconsole.security.accounts.lockout_response"  # the login page, with the reason
+)
 # The client's address: REMOTE_ADDR, or the X-Forwarded-For entry set by the Nth trusted proxy.
 # (Axes' own AXES_IPWARE_* settings need django-ipware, which the console does not install.)
 RFT_TRUSTED_PROXY_COUNT = env_int("RFT_TRUSTED_PROXY_COUNT", 0, minimum=0)
-AXES_CLIENT_IP_CALLABLE = "rftconsole.accounts.client_address"
+AXES_CLIENT_IP_CALLABLE = "rftconsole.security.accounts.client_address"
 AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are in the audit log already
 AXES_VERBOSE = False  # no start-up banner on every manage.py command's output
 
@@ -261,7 +264,7 @@ RFT_REWARD_TIMEOUT = env_int("RFT_REWARD_TIMEOUT", 30, minimum=1)
 # console's own site-packages (`make` runs `pip install --target` here) and shown read-only.
 RFT_REWARD_LIBS_DIR = env_path("RFT_REWARD_LIBS_DIR", Path(sys.prefix) / "reward-libs")
 # Hosts a judge reward may call: names, IPs or CIDRs; "*" means any name, public addresses only.
-# Every connection is checked (rftconsole/outbound.py): no redirects are followed, and each
+# Every connection is checked (rftconsole/security/outbound.py): no redirects are followed, and each
 # resolved address must be listed (IP/CIDR) or public with its name listed. Loopback by default.
 RFT_JUDGE_ALLOWED_HOSTS = env_list("RFT_JUDGE_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "::1"])
 # Training data: the largest file and the most rows one dataset may have; fewer rows than the
@@ -274,12 +277,12 @@ FILE_UPLOAD_HANDLERS = [
     "jobs.datasets.transfers.SizeLimitUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
-# Encryption at rest (rftconsole/crypto.py): one or more comma-separated Fernet keys, or a file
-# with one key per line; the first key encrypts, all decrypt. Unset: only judge API keys are
+# Encryption at rest (rftconsole/security/crypto.py): one or more comma-separated Fernet keys, or
+# a file with one key per line; the first key encrypts, all decrypt. Unset: only judge API keys are
 # encrypted, with a key derived from SECRET_KEY.
 RFT_ENCRYPTION_KEY = env_str("RFT_ENCRYPTION_KEY")
 RFT_ENCRYPTION_KEY_FILE = os.path.expanduser(env_str("RFT_ENCRYPTION_KEY_FILE"))
-# Deployments (see playground/inference.py for where inference runs and the GPU policy).
+# Deployments (see playground/inference/pool.py for where inference runs and the GPU policy).
 # Sets of full weights kept in memory per web process, least recently used evicted first.
 RFT_INFERENCE_MAX_MODELS = env_int("RFT_INFERENCE_MAX_MODELS", 2, minimum=1)
 # Generations at a time per web process; further requests wait their turn.
@@ -298,7 +301,7 @@ RFT_RATE_LIMIT_PER_MINUTE = env_int("RFT_RATE_LIMIT_PER_MINUTE", 60, minimum=1)
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rftconsole.api_auth.ApiKeyAuthentication",
+        "rftconsole.security.api_auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

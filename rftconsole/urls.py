@@ -15,7 +15,7 @@ from playground.urls import deployments_patterns, openai_patterns, playground_pa
 from rewards import api as rewards_api
 from rewards.urls import rewards_patterns
 from rftconsole import api, views
-from rftconsole.sign_in import serialized
+from rftconsole.security.sign_in import serialized
 
 router = DefaultRouter()
 router.register("keys", api.ApiKeyViewSet, basename="apikey")
@@ -44,9 +44,10 @@ urlpatterns = [
     path("rewards/", include(rewards_patterns)),
     path("deployments/", include(deployments_patterns)),
     path("playground/", include(playground_patterns)),
-    # OpenAI-compatible endpoint: API keys only, JSON errors (see playground/openai_api.py).
+    # OpenAI-compatible endpoint: API keys only, JSON errors (see playground/v1/views.py).
     path("v1/", include(openai_patterns)),
-    # Sign-ins one at a time per account and address (rftconsole/sign_in.py), the admin's too.
+    # Sign-ins one at a time per account and address (rftconsole/security/sign_in.py), the
+    # admin's too.
     path(
         "login/",
         serialized(auth_views.LoginView.as_view(redirect_authenticated_user=True)),

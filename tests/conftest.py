@@ -8,8 +8,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from jobs.starter.artifacts import Recipe, ensure_artifacts
-from rftconsole.supervisor import Supervisor
-from tests.stack import start_stack
+from rftconsole.processes.supervisor import Supervisor
+from tests.support.stack import start_stack
 
 PASSWORD = "correct horse battery staple"
 
@@ -60,8 +60,8 @@ def admin(db: None) -> User:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the tables tests recorded (tests/reports.py), e.g. what each hostile reward did."""
-    from tests import reports
+    """Print the tables tests recorded (tests/support/reports.py), e.g. what each hostile reward did."""
+    from tests.support import reports
 
     for report in sorted(reports.REPORTS):
         terminalreporter.write_sep("-", f"report: {report}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.routes import all_paths
+from tests.support.routes import all_paths
 
 pytestmark = pytest.mark.reliability
 

@@ -89,7 +89,9 @@ def test_a_wider_key_requested_by_a_narrower_key_is_refused(
     client: Client, alice: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Let an `api` key past the key-management gate to show the minting check on its own.
-    monkeypatch.setattr("rftconsole.api_scopes.ManagesKeys.has_permission", lambda *_: True)
+    monkeypatch.setattr(
+        "rftconsole.security.api_scopes.ManagesKeys.has_permission", lambda *_: True
+    )
     _, api_key = create_api_key(alice, "everyday")
     response = client.post("/api/keys/", {"name": "wider", "scope": "keys"}, **bearer(api_key))
     assert response.status_code == 403

@@ -13,8 +13,8 @@ from trl import GRPOConfig, GRPOTrainer
 
 from jobs.registry.loading import SamplingSettings, generate_answers, load_tokenizer
 from jobs.starter.tasks import make_rows
-from rewards.graders import final_answer_match
-from tests.tiny_models import save_tiny_model
+from rewards.graders.simple import final_answer_match
+from tests.support.tiny_models import save_tiny_model
 
 ARCHITECTURES = ["llama", "qwen2"]
 

@@ -24,8 +24,8 @@ from playground.models import InvocationLog
 from rewards.models import RewardFunction, RewardTest, RewardVersion
 from rftconsole.models import ApiKey, ApiKeyScope
 from rftconsole.services import create_api_key
-from tests.job_rows import make_job
-from tests.reports import record
+from tests.support.job_rows import make_job
+from tests.support.reports import record
 from tests.test_live import IN_MEMORY, announce_point, session_headers, socket_for
 
 pytestmark = pytest.mark.reliability

@@ -16,8 +16,8 @@ from rest_framework.settings import api_settings
 
 from jobs.models import Dataset
 from rftconsole.parsers import StrictJSONParser
-from tests.reports import record
-from tests.routes import fill, parameter_names, route_templates
+from tests.support.reports import record
+from tests.support.routes import fill, parameter_names, route_templates
 from tests.test_bad_input import REPORT, counts
 from tests.test_privacy_sweep import alices, filled  # noqa: F401 - alices is a fixture
 

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
-from tests.browser import (
+from tests.support.browser import (
     Console,
     chart_points,
     launch_chromium,

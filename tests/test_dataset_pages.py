@@ -13,7 +13,7 @@ from django.test import Client
 
 from jobs.models import Dataset
 from jobs.registry.services import register_model
-from tests.tiny_models import save_tiny_model
+from tests.support.tiny_models import save_tiny_model
 
 GOOD = {"messages": [{"role": "user", "content": "What is 2+2?"}], "reference_answer": "4"}
 HTMX = {"HX-Request": "true"}

@@ -24,8 +24,8 @@ from playground.inference.streaming import chat_prompt_ids
 from playground.inference.types import Delta, Finish, Sampling, StopScanner
 from playground.models import Deployment
 from rftconsole.models import AuditEvent
-from tests.processes import wait_until
-from tests.tiny_models import save_tiny_model
+from tests.support.processes import wait_until
+from tests.support.tiny_models import save_tiny_model
 
 PROMPT = [{"role": "user", "content": "What is 2 + 3?"}]
 

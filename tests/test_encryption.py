@@ -26,8 +26,8 @@ from playground.logs import LogFilter, dataset_from_logs, filter_logs, metadata_
 from playground.models import InvocationLog
 from rewards.models import RewardVersion
 from rewards.services import create_reward
-from rftconsole import crypto
-from tests.job_rows import add_rollout, make_job
+from rftconsole.security import crypto
+from tests.support.job_rows import add_rollout, make_job
 from tests.test_logs_dataset import log
 
 SECRET = "What is the capital of Zanzibar?"

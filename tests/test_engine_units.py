@@ -22,7 +22,7 @@ from jobs.registry.services import register_model
 from jobs.training.callback import JobCallback, RewardErrorsExceeded
 from jobs.training.reward_bridge import RewardBridge
 from rewards.models import RewardFunction
-from tests.tiny_models import save_tiny_model
+from tests.support.tiny_models import save_tiny_model
 
 
 @pytest.fixture

@@ -25,12 +25,12 @@ from safetensors import safe_open
 
 from jobs.models import Checkpoint, Job, MetricPoint
 from rftconsole.management.commands.up import celery_worker_argv, worker_answers
-from rftconsole.supervisor import Child, Supervisor
-from tests.browser import launch_chromium, new_context, wait_for_chart_points
-from tests.job_rows import add_points, make_job
-from tests.processes import free_port, wait_until
-from tests.reports import record
-from tests.stack import session_id, start_web, start_worker
+from rftconsole.processes.supervisor import Child, Supervisor
+from tests.support.browser import launch_chromium, new_context, wait_for_chart_points
+from tests.support.job_rows import add_points, make_job
+from tests.support.processes import free_port, wait_until
+from tests.support.reports import record
+from tests.support.stack import session_id, start_web, start_worker
 from tests.test_live import announce_point
 from tests.test_training import launch, wait_for
 

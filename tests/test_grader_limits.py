@@ -15,10 +15,10 @@ from django.contrib.auth.models import User
 from django.test import Client
 from jsonschema.validators import validator_for
 
-from playground.playground import score_answer
-from rewards.builtin import run_grader
+from playground.sessions import score_answer
+from rewards.graders.registry import run_grader
+from rewards.graders.safe_schema import NO_FETCH, SchemaProblem
 from rewards.models import RewardFunction, RewardTest
-from rewards.safe_schema import NO_FETCH, SchemaProblem
 from rewards.tasks import run_reward_test
 
 # Catastrophic backtracking on Python's `re`: `{1,26}` took 1.7 s, `{1,40}` would take hours.

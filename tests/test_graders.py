@@ -6,12 +6,12 @@ import doctest
 
 import pytest
 
-import rewards.graders
-from rewards.graders import final_answer_match, json_fields, support_policy
+import rewards.graders.simple
+from rewards.graders.simple import final_answer_match, json_fields, support_policy
 
 
 def test_the_grader_examples_in_the_docstrings_hold() -> None:
-    result = doctest.testmod(rewards.graders)
+    result = doctest.testmod(rewards.graders.simple)
     assert result.attempted >= 8 and result.failed == 0
 
 
@@ -55,9 +55,9 @@ def test_support_policy_needs_politeness_and_the_ticket() -> None:
 
 
 def test_the_configurable_grader_examples_hold() -> None:
-    import rewards.graders_extra
+    import rewards.graders.configurable
 
-    result = doctest.testmod(rewards.graders_extra)
+    result = doctest.testmod(rewards.graders.configurable)
     assert result.attempted >= 5 and result.failed == 0
 
 
@@ -120,7 +120,7 @@ def test_the_configurable_grader_examples_hold() -> None:
 def test_configurable_graders_score_as_configured(
     config: dict, output: str, row: dict, score: float
 ) -> None:
-    from rewards.builtin import run_grader
+    from rewards.graders.registry import run_grader
 
     assert run_grader(config, output, row).score == pytest.approx(score)
 
@@ -129,7 +129,7 @@ def test_configurable_graders_score_as_configured(
     "formula", ["__import__('os').system('id')", "format ** 2", "open('x')", "unknown + 1"]
 )
 def test_a_formula_allows_only_arithmetic_on_named_scores(formula: str) -> None:
-    from rewards.graders_extra import evaluate_formula
+    from rewards.graders.configurable import evaluate_formula
 
     with pytest.raises(ValueError, match="not allowed in a formula"):
         evaluate_formula(formula, {"format": 1.0})

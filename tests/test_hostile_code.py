@@ -1,14 +1,14 @@
 """Hostile reward code is contained, for the specific reason expected, whoever runs the console.
 
 The suite runs twice: with the console process as root, and as an ordinary account (made here
-when the tests run as root, as CI does; tests/sandbox_driver.py is that console process). Each
+when the tests run as root, as CI does; tests/support/sandbox_driver.py is that console process). Each
 case runs a probe twice in that console:
 - in the real sandbox pool, which must stop it with the specific error named in the case, leave
   every file it aimed at unchanged and still score a good reward afterwards;
 - as the control, the same probe run the way a console without a sandbox would (a plain process
   of the console's user, with its environment, modules and files), which must do the harm. So a
   probe that could never work is caught: the test then fails on the control.
-Results go to the report table (tests/reports.py; RELIABILITY.md shows the latest).
+Results go to the report table (tests/support/reports.py; RELIABILITY.md shows the latest).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from tests.hostile_cases import CASES, Case
-from tests.reports import record
+from tests.support.hostile_cases import CASES, Case
+from tests.support.reports import record
 
 pytestmark = pytest.mark.reliability
 
@@ -95,7 +95,7 @@ def console(request: pytest.FixtureRequest) -> Iterator[Console]:
         options["data_dir"] = str(cleanup / "data")
     shutil.rmtree(cleanup, ignore_errors=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.sandbox_driver", json.dumps(options)],
+        [sys.executable, "-m", "tests.support.sandbox_driver", json.dumps(options)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

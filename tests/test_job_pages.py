@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from jobs.models import Job, JobEvent, ModelEntry
-from tests.job_rows import add_points, add_rollout, make_job
+from tests.support.job_rows import add_points, add_rollout, make_job
 
 HTMX = {"HX-Request": "true"}
 

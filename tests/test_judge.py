@@ -1,7 +1,7 @@
 """Model as judge: instructions filled in per row, a judge model's reply read as a score.
 
 The endpoint tests talk HTTP to a real OpenAI-compatible server started in the test (see
-tests/judge_server.py); the local tests run a tiny model from the registry.
+tests/support/judge_server.py); the local tests run a tiny model from the registry.
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ from cryptography.fernet import Fernet
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-import rewards.judge
+import rewards.judge.scoring
 from jobs.models import ModelEntry
 from jobs.registry.loading import SamplingSettings, generate_answers, load_for_inference
 from jobs.registry.services import register_model
-from rewards.judge import parse_score, render_instructions, validate_judge_config
+from rewards.judge.scoring import parse_score, render_instructions, validate_judge_config
 from rewards.models import RewardVersion
 from rewards.scoring import score_batch
 from rewards.services import create_reward
 from rewards.types import RewardConfigError, Sample
-from rftconsole.crypto import decrypt_text, encrypt_text
-from tests.judge_server import JudgeServer, serve
-from tests.tiny_models import save_tiny_model
+from rftconsole.security.crypto import decrypt_text, encrypt_text
+from tests.support.judge_server import JudgeServer, serve
+from tests.support.tiny_models import save_tiny_model
 
 INSTRUCTIONS = (
     "Rate the reply.\nQuestion:\n{{ prompt }}\nReply: {{response}}\n"
@@ -147,7 +147,7 @@ def test_a_reply_without_a_usable_score_is_an_error_quoting_it(reply: str, messa
 
 
 def test_the_parse_examples_in_the_docstrings_hold() -> None:
-    result = doctest.testmod(rewards.judge)
+    result = doctest.testmod(rewards.judge.scoring)
     assert result.attempted >= 10 and result.failed == 0
 
 

@@ -19,10 +19,10 @@ from jobs.actions import set_status
 from jobs.events import send_job_event
 from jobs.models import Job, MetricPoint
 from rftconsole.asgi import application
-from rftconsole.embedded_redis import prepare_socket, redis_server_argv, socket_in_use
-from rftconsole.supervisor import Child, Supervisor
-from tests.job_rows import add_points, make_job, train_values
-from tests.stack import child_env
+from rftconsole.processes.embedded_redis import prepare_socket, redis_server_argv, socket_in_use
+from rftconsole.processes.supervisor import Child, Supervisor
+from tests.support.job_rows import add_points, make_job, train_values
+from tests.support.stack import child_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -233,7 +233,7 @@ def real_redis(tmp_path) -> Iterator[None]:  # type: ignore[no-untyped-def]
     if not settings.EMBEDDED_REDIS or socket_in_use(settings.EMBEDDED_REDIS_SOCKET):
         yield  # an external REDIS_URL, or the session's live stack
         return
-    from rftconsole.embedded_redis import redis_ready
+    from rftconsole.processes.embedded_redis import redis_ready
 
     supervisor = Supervisor(child_env())
     prepare_socket(settings.EMBEDDED_REDIS_SOCKET)

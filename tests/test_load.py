@@ -25,11 +25,11 @@ from django.contrib.auth.models import User
 from django.db import connection
 
 from jobs.models import Job
-from rftconsole.supervisor import Child, Supervisor
-from tests.job_rows import add_points, make_job
-from tests.processes import free_port
-from tests.reports import record
-from tests.stack import session_id, start_web
+from rftconsole.processes.supervisor import Child, Supervisor
+from tests.support.job_rows import add_points, make_job
+from tests.support.processes import free_port
+from tests.support.reports import record
+from tests.support.stack import session_id, start_web
 from tests.test_live import announce_point
 
 pytestmark = [

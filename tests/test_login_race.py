@@ -1,4 +1,4 @@
-"""Sign-in attempts in parallel are tried one at a time per account (rftconsole/sign_in.py).
+"""Sign-in attempts in parallel are tried one at a time per account (rftconsole/security/sign_in.py).
 
 The red team sent 30 guesses at once: axes checked the count for all of them before it recorded any
 failure, so every guess was tried against a limit of 5, and the right password among them signed
@@ -21,7 +21,7 @@ from django.http import HttpResponse
 from django.test import RequestFactory, override_settings
 from django.urls import resolve
 
-from rftconsole.sign_in import lock_keys, serialized
+from rftconsole.security.sign_in import lock_keys, serialized
 
 ATTEMPTS = 3
 meetings: dict[str, Any] = {}

@@ -20,8 +20,8 @@ from django.core.management import call_command
 from django.db.models import F
 from django.test import Client, RequestFactory, override_settings
 
-from rftconsole.accounts import client_address, ensure_admin
 from rftconsole.models import AuditEvent
+from rftconsole.security.accounts import client_address, ensure_admin
 from rftconsole.services import create_api_key
 from tests.conftest import PASSWORD
 from tests.test_live import real_redis  # noqa: F401  (a fixture)

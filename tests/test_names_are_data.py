@@ -40,7 +40,7 @@ from rftconsole.paths import (
     safe_child,
     slug,
 )
-from tests.tiny_models import save_tiny_model, tiny_tokenizer
+from tests.support.tiny_models import save_tiny_model, tiny_tokenizer
 
 HYPERPARAMETERS = {"maxPromptLength": 128, "inferenceMaxTokens": 16, "maxSteps": 1}
 

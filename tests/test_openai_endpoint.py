@@ -21,11 +21,11 @@ from jobs.models import ModelEntry
 from jobs.registry.services import register_model
 from playground.deployments import deploy
 from playground.models import Deployment, InvocationLog
+from rftconsole.processes.supervisor import Child, Supervisor
 from rftconsole.services import create_api_key
-from rftconsole.supervisor import Child, Supervisor
-from tests.processes import free_port, http_status
-from tests.stack import child_env
-from tests.tiny_models import save_tiny_model
+from tests.support.processes import free_port, http_status
+from tests.support.stack import child_env
+from tests.support.tiny_models import save_tiny_model
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 

@@ -2,7 +2,7 @@
 
 Checking the configured URL alone let a judge be bounced elsewhere: an allowed host answered
 307 to a refused one, or an allowed name resolved to a private address. These tests aim
-alice's judge at real listeners started here (tests/judge_server.py) and count the TCP
+alice's judge at real listeners started here (tests/support/judge_server.py) and count the TCP
 connections each accepted: a refused listener must see none at all. Name resolution is faked
 at its outside edge, `socket.getaddrinfo`, so `judge.example` can point anywhere.
 """
@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from rewards.judge import validate_judge_config
+from rewards.judge.scoring import validate_judge_config
 from rewards.models import RewardVersion
 from rewards.scoring import score_batch
 from rewards.services import create_reward
 from rewards.types import RewardResult, Sample
-from rftconsole.outbound import AllowList, OutboundRefused, checked_addresses
-from tests.judge_server import JudgeServer, serve
+from rftconsole.security.outbound import AllowList, OutboundRefused, checked_addresses
+from tests.support.judge_server import JudgeServer, serve
 
 INSTRUCTIONS = "Rate the reply: {{response}}\nReply with: Score: <number>"
 REDIRECTED = "the judge endpoint answered a redirect to 127.0.0.2; redirects are not followed"

@@ -21,11 +21,11 @@ from playground import inference
 from playground.inference.pool import InferencePool
 from playground.logs import LogFilter, dataset_from_logs
 from playground.models import InvocationLog, PlaygroundSession
-from playground.playground import create_session
+from playground.sessions import create_session
 from rewards.services import create_reward
 from rftconsole.asgi import application
-from tests.job_rows import make_job
-from tests.tiny_models import save_tiny_model
+from tests.support.job_rows import make_job
+from tests.support.tiny_models import save_tiny_model
 
 pytestmark = pytest.mark.django_db(transaction=True)
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -18,8 +18,8 @@ from playground.models import InvocationLog
 from rewards.models import RewardTest
 from rewards.services import create_reward
 from rftconsole.services import create_api_key
-from tests.reports import record
-from tests.routes import fill, parameter_names, route_templates
+from tests.support.reports import record
+from tests.support.routes import fill, parameter_names, route_templates
 
 pytestmark = pytest.mark.reliability
 REPORT = ("privacy-sweep", ("Route (alice's object)", "Bob's method", "Answer", "Leaked"))

@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM
 from jobs.models import ModelEntry
 from jobs.registry.services import RegistryError, register_model
 from jobs.tasks import fetch_model
-from tests.tiny_models import save_tiny_model
+from tests.support.tiny_models import save_tiny_model
 
 
 @pytest.fixture(scope="module")

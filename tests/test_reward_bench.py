@@ -17,7 +17,7 @@ from django.test import Client
 from jobs.models import Dataset, ModelEntry
 from rewards.models import RewardFunction, RewardTest
 from rewards.services import create_reward
-from rftconsole.supervisor import Supervisor
+from rftconsole.processes.supervisor import Supervisor
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,7 @@ from django.test import Client
 from rewards.library import TEMPLATES
 from rewards.models import RewardFunction, RewardVersion
 from rewards.services import create_reward
-from rftconsole.crypto import decrypt_text
+from rftconsole.security.crypto import decrypt_text
 
 GRADE = "def grade(sample, item):\n    return 1.0\n"
 

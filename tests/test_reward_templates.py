@@ -13,7 +13,7 @@ from rewards.library import STARTER_TEMPLATES, TEMPLATES
 from rewards.scoring import score_batch
 from rewards.services import create_from_template
 from rewards.types import RewardResult, Sample
-from tests.judge_server import JudgeServer, serve
+from tests.support.judge_server import JudgeServer, serve
 
 BEDROCK_SEVEN = {
     "math-ground-truth",

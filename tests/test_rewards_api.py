@@ -10,7 +10,7 @@ from django.test import Client
 
 from rewards.models import RewardFunction, RewardVersion
 from rewards.services import RewardError, create_reward, new_version
-from rftconsole.crypto import decrypt_text
+from rftconsole.security.crypto import decrypt_text
 
 GRADE = "def grade(sample, item):\n    return float('yes' in sample['output_text'])\n"
 JUDGE = {

@@ -1,6 +1,6 @@
 """Fail closed, say why: where the kernel refuses user namespaces, reward code does not run.
 
-A console started where Linux refuses them (tests/refused_userns.py: a real ENOSPC from the
+A console started where Linux refuses them (tests/support/refused_userns.py: a real ENOSPC from the
 kernel) prints one clear line with the fix at start (the line `manage.py up` prints), shows the
 reason and the fix on the Overview page, and a code reward's test gives that reason; built-in
 graders keep working. The control: the same console without the refusal runs the same code.
@@ -26,7 +26,7 @@ import json, os
 import django
 django.setup()
 from django.template.loader import render_to_string
-from rewards.builtin import run_grader
+from rewards.graders.registry import run_grader
 from rewards.sandbox.status import check_sandbox, sandbox_status
 from rewards.scoring import RewardConfigError, Sample, _run_code
 from rftconsole.system import SystemStatus
@@ -57,7 +57,7 @@ def console(mode: str, refused: bool) -> dict:
         make_account()
         account = ACCOUNT
     options = {"account": account, "argv": [sys.executable, "-c", PROBE], "allow": not refused}
-    argv = [sys.executable, "-m", "tests.refused_userns", json.dumps(options)]
+    argv = [sys.executable, "-m", "tests.support.refused_userns", json.dumps(options)]
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     env.pop("RFT_DATA_DIR", None)  # a data dir of its own (the account can write it)
     done = subprocess.run(argv, capture_output=True, text=True, cwd=BASE_DIR, env=env, timeout=120)

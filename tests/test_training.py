@@ -18,9 +18,9 @@ from jobs.actions import create_job, request_pause, request_stop, resume
 from jobs.models import Checkpoint, Dataset, Job, MetricPoint, ModelEntry, Rollout
 from jobs.tasks import reap_stale_jobs
 from rewards.models import RewardFunction
-from rftconsole.supervisor import Supervisor
-from tests.reports import record
-from tests.stack import start_worker
+from rftconsole.processes.supervisor import Supervisor
+from tests.support.reports import record
+from tests.support.stack import start_worker
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 

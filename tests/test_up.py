@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import (
+from tests.support.processes import (
     alive,
     embedded_env,
     free_port,
@@ -18,7 +18,7 @@ from tests.processes import (
     process_tree,
     wait_until,
 )
-from tests.reports import record
+from tests.support.reports import record
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("starter_artifacts")]
 

@@ -1,5 +1,5 @@
 """Websockets answer only pages of the exact origin the console is served from: scheme, host and
-port (rftconsole/ws_origin.py). A page on another local port, or over another scheme, that opens
+port (rftconsole/security/ws_origin.py). A page on another local port, or over another scheme, that opens
 `ws/jobs/<id>/` or `ws/playground/<id>/` with alice's cookie is refused before any data is sent."""
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from django.contrib.auth.models import User
 from jobs.models import Job
 from playground.models import PlaygroundSession
 from rftconsole.asgi import application
-from rftconsole.supervisor import Supervisor
-from tests.job_rows import add_points, make_job
-from tests.processes import free_port
-from tests.stack import child_env, session_id, start_web
+from rftconsole.processes.supervisor import Supervisor
+from tests.support.job_rows import add_points, make_job
+from tests.support.processes import free_port
+from tests.support.stack import child_env, session_id, start_web
 from tests.test_live import IN_MEMORY, real_redis  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)

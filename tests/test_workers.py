@@ -14,7 +14,7 @@ from django.test import Client
 
 from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE
 from rftconsole.models import WorkerReport
-from rftconsole.supervisor import Supervisor
+from rftconsole.processes.supervisor import Supervisor
 from rftconsole.system import system_status
 from rftconsole.tasks import report_worker
 

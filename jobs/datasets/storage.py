@@ -1,11 +1,10 @@
 """Dataset files on disk: the one module that opens them, so that encryption at rest is applied
 to every reader and writer (importer, preview, split, statistics, download, trainer, test bench).
 
-With a key configured (see rftconsole/crypto.py), a file is a magic first line, `RFTENC1`, then one
-Fernet token per line. Each token holds about 1 MiB of whole JSONL lines, so files of 100 MB are
-written and read in bounded memory, and a row never spans two tokens. A file without the magic
-line is plain JSONL (stored before a key was set) and still reads.
-"""
+With a key configured (see rftconsole/security/crypto.py), a file is a magic first line, `RFTENC1`,
+then one Fernet token per line. Each token holds about 1 MiB of whole JSONL lines, so files of 100
+MB are written and read in bounded memory, and a row never spans two tokens. A file without the
+magic line is plain JSONL (stored before a key was set) and still reads."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol
 
-from rftconsole import crypto
+from rftconsole.security import crypto
 
 MAGIC = b"RFTENC1\n"
 CHUNK_BYTES = 1024 * 1024

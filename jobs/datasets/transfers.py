@@ -18,8 +18,8 @@ from django.http import FileResponse, HttpRequest
 from jobs.datasets.importer import DatasetError, check_size, import_lines
 from jobs.datasets.storage import open_plain
 from jobs.models import Dataset
-from rftconsole.audit import audit
 from rftconsole.paths import download_filename
+from rftconsole.security.audit import audit
 
 
 class SizeLimitUploadHandler(FileUploadHandler):

@@ -28,8 +28,8 @@ from jobs.wizard.steps import (
 from rewards.library import TEMPLATES
 from rewards.models import RewardFunction
 from rewards.testbench import TestBenchError, start_test
-from rftconsole.crypto import at_rest_enabled
 from rftconsole.ownership import get_owned_or_404, owned
+from rftconsole.security.crypto import at_rest_enabled
 
 
 @require_http_methods(["GET", "POST"])

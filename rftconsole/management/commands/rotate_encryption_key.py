@@ -10,8 +10,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from rftconsole.crypto import at_rest_enabled, configured_keys
-from rftconsole.key_rotation import rotate_all
+from rftconsole.security.crypto import at_rest_enabled, configured_keys
+from rftconsole.security.key_rotation import rotate_all
 
 
 class Command(BaseCommand):

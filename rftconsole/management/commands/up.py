@@ -21,12 +21,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.starter.register import STARTER_MODEL, starter_registered
 from rewards.sandbox.status import check_sandbox
-from rftconsole.accounts import ensure_admin
 from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE
 from rftconsole.cli import first_admin
-from rftconsole.embedded_redis import prepare_socket, redis_ready, redis_server_argv
 from rftconsole.env import env_int
-from rftconsole.supervisor import Child, ChildFailed, Supervisor, describe_exit
+from rftconsole.processes.embedded_redis import prepare_socket, redis_ready, redis_server_argv
+from rftconsole.processes.supervisor import Child, ChildFailed, Supervisor, describe_exit
+from rftconsole.security.accounts import ensure_admin
 from rftconsole.tasks import report_worker
 
 

@@ -1,9 +1,9 @@
 """The two kinds of judge model: an OpenAI-compatible endpoint, or a registered local model.
 
 Both answer `judge_all(prompts)` with one `JudgeReply` or `JudgeCallError` per prompt, in order,
-so `rewards.judge` handles their replies the same way. Separate from that module because this
-one pulls in `openai` (and, for local judges, torch on first use), which only a judge that runs
-needs; it imports nothing from `rewards.judge`, so the judge may import it lazily.
+so `rewards.judge.scoring` handles their replies the same way. Separate from that module because
+this one pulls in `openai` (and, for local judges, torch on first use), which only a judge that
+runs needs; it imports nothing from `rewards.judge.scoring`, so the judge may import it lazily.
 """
 
 from __future__ import annotations
@@ -29,9 +29,14 @@ from jobs.registry.loading import (
     load_for_inference,
 )
 from rewards.types import JudgeCallError, JudgeReply, RewardConfigError
-from rftconsole.crypto import decrypt_text
-from rftconsole.outbound import guarded_client, judge_allow_list, redirect_target, refusal_in
 from rftconsole.ownership import owned
+from rftconsole.security.crypto import decrypt_text
+from rftconsole.security.outbound import (
+    guarded_client,
+    judge_allow_list,
+    redirect_target,
+    refusal_in,
+)
 
 MAX_BACKOFF_SECONDS = 8.0
 LOCAL_MODELS_KEPT = 2  # judge models held in memory; a trainer uses one, a bench may compare two

@@ -12,14 +12,14 @@ from django.db import connection
 from django.test import Client
 
 from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE
-from rftconsole.embedded_redis import prepare_socket, redis_ready, redis_server_argv
 from rftconsole.management.commands.up import (
     CHILD_ENV_DEFAULTS,
     celery_worker_argv,
     worker_answers,
 )
-from rftconsole.supervisor import Child, Supervisor
-from tests.processes import http_status
+from rftconsole.processes.embedded_redis import prepare_socket, redis_ready, redis_server_argv
+from rftconsole.processes.supervisor import Child, Supervisor
+from tests.support.processes import http_status
 
 
 def test_database_url() -> str:

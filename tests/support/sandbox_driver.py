@@ -1,7 +1,7 @@
 """A console process for the hostile suite: runs as root, or as an ordinary account, like a real
 install does, and answers the test over pipes (one JSON line per request).
 
-    python -m tests.sandbox_driver '{"account": "rft-sandbox-test" | null, "data_dir": "..."}'
+    python -m tests.support.sandbox_driver '{"account": "rft-sandbox-test" | null, "data_dir": "..."}'
 
 As an ordinary account it starts as root only to set up what a user's own install has: its
 interpreter, venv and checkout readable (a private mount namespace shows just those paths where a

@@ -21,7 +21,7 @@ from jobs.models import Dataset, Rollout
 from playground.models import InvocationLog
 from rewards.models import RewardVersion
 from rewards.services import SECRET_KEY_FIELD
-from rftconsole import crypto
+from rftconsole.security import crypto
 
 BATCH_ROWS = 200
 LISTED_FAILURES = 20

@@ -16,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from playground.inference.types import Delta, Finish
 from playground.models import Deployment, InvocationLog
-from playground.openai_params import ChatRequest
+from playground.v1.params import ChatRequest
 
 
 @dataclass

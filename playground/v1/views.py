@@ -29,9 +29,9 @@ from playground.inference.pool import Served, get_pool
 from playground.inference.streaming import chat_prompt_ids, stream_choices
 from playground.inference.types import Delta, Finish, GenerationError
 from playground.models import Deployment, InvocationLog
-from playground.openai_params import ApiError, ChatRequest, parse_body, parse_chat_request
-from playground.openai_responses import Call, choice, chunk, completion_body
-from playground.ratelimit import take
+from playground.v1.params import ApiError, ChatRequest, parse_body, parse_chat_request
+from playground.v1.ratelimit import take
+from playground.v1.responses import Call, choice, chunk, completion_body
 from rftconsole.models import ApiKey
 from rftconsole.ownership import owned
 from rftconsole.services import authenticate_api_key

@@ -1,11 +1,11 @@
 """Run a command where Linux refuses new user namespaces: a real refusal by the kernel, without
 touching the machine's own settings.
 
-    python -m tests.refused_userns '{"account": null | "rft-sandbox-test", "argv": [...]}'
+    python -m tests.support.refused_userns '{"account": null | "rft-sandbox-test", "argv": [...]}'
 
 Run as root. It makes a user namespace of its own in which `user.max_user_namespaces` is 0 (the
 limit is per namespace), then runs `argv` there as root or, with `account`, as that ordinary
-account (with its interpreter and checkout reachable, as in tests/sandbox_driver.py). Inside,
+account (with its interpreter and checkout reachable, as in tests/support/sandbox_driver.py). Inside,
 every attempt to make a user namespace fails with ENOSPC, as on a host with the sysctl at 0.
 """
 
@@ -18,7 +18,7 @@ import pwd
 import sys
 from pathlib import Path
 
-from tests.sandbox_driver import PR_SET_DUMPABLE, show_install
+from tests.support.sandbox_driver import PR_SET_DUMPABLE, show_install
 
 CLONE_NEWUSER = 0x10000000
 NOBODY = 65534

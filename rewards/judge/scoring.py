@@ -1,7 +1,7 @@
 """Model as judge (RLAIF): a judge model reads written instructions and scores each answer.
 
 The instructions are a template; each sampled answer fills it in and goes to the judge (any
-OpenAI-compatible chat endpoint, or a registered local model; see `rewards.judge_clients`). The
+OpenAI-compatible chat endpoint, or a registered local model; see `rewards.judge.clients`). The
 judge's reply is free text, so `parse_score` reads the score out of the usual ways models write
 one. Whatever goes wrong for one row (a template gap, an unreadable reply, an endpoint that keeps
 failing) becomes that row's error, never a crash of the batch: training goes on and the error is
@@ -115,9 +115,9 @@ def host_allowed(host: str) -> bool:
 
     This is the name check, made when a reward is saved and when a judge starts. It does not
     resolve the name: the guarantee is the check of every connection (every resolved address)
-    made when the judge calls, see `rftconsole.outbound`.
+    made when the judge calls, see `rftconsole.security.outbound`.
     """
-    from rftconsole.outbound import judge_allow_list  # imports httpx2: pages need not
+    from rftconsole.security.outbound import judge_allow_list  # imports httpx2: pages need not
 
     return judge_allow_list().name_allowed(host)
 
@@ -279,7 +279,7 @@ def score_with_judge(version: RewardVersion, samples: list[Sample]) -> list[Rewa
     Raises `RewardConfigError` only when no row could be judged: an invalid configuration, an
     unknown local model, a stored API key that no longer decrypts.
     """
-    from rewards.judge_clients import make_judge  # imports openai: only when a judge runs
+    from rewards.judge.clients import make_judge  # imports openai: only when a judge runs
 
     config = {**JUDGE_DEFAULTS, **version.config}
     problems = validate_judge_config(config)

@@ -6,8 +6,8 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from rftconsole.api_scopes import require_scope
 from rftconsole.models import ApiKey, ApiKeyScope
+from rftconsole.security.api_scopes import require_scope
 from rftconsole.services import authenticate_api_key
 
 

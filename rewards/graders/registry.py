@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rewards import graders_extra as extra
-from rewards.graders import Grade, Row, final_answer_match, json_fields, support_policy
-from rewards.graders_extra import evaluate_formula
+from rewards.graders import configurable as extra
+from rewards.graders.configurable import evaluate_formula
+from rewards.graders.simple import Grade, Row, final_answer_match, json_fields, support_policy
 
 Grader = Callable[..., Grade]
 

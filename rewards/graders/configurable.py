@@ -15,8 +15,8 @@ import re
 from collections import Counter
 from typing import Any
 
-from rewards import safe_regex, safe_schema
-from rewards.graders import (
+from rewards.graders import safe_regex, safe_schema
+from rewards.graders.simple import (
     _FINAL_ANSWER,
     Grade,
     Row,
@@ -36,7 +36,7 @@ def _reference_text(row: Row, options: dict[str, Any]) -> str:
 def string_check(output: str, row: Row, **options: Any) -> Grade:
     """eq / ne / contains / regex against the reference, case-sensitive unless told otherwise.
 
-    `regex` runs on RE2 (see `rewards.safe_regex`): the pattern searches the first 100,000
+    `regex` runs on RE2 (see `rewards.graders.safe_regex`): the pattern searches the first 100,000
     characters of the raw output; a pattern RE2 refuses is a per-row error.
 
     >>> string_check("Paris", {"reference_answer": "paris"}, operation="eq").score
@@ -157,7 +157,7 @@ def text_similarity(output: str, row: Row, **options: Any) -> Grade:
 
 
 def _cosine(output: str, reference: str) -> float:
-    from rewards.embeddings import cosine_similarity  # loads torch weights: only when asked
+    from rewards.graders.embeddings import cosine_similarity  # loads torch weights: only when asked
 
     return cosine_similarity(output, reference)
 

@@ -1,7 +1,7 @@
 """The one helper that records security-relevant actions, and the login signals that use it.
 
 Actions: login, login_failed, login_locked_out (a sign-in refused by throttling, see
-rftconsole/accounts.py), logout, api_key.create, api_key.revoke, job.create, job.stop,
+rftconsole/security/accounts.py), logout, api_key.create, api_key.revoke, job.create, job.stop,
 deployment.create, deployment.delete, dataset.download. Read them in the admin (Audit events).
 """
 
@@ -14,8 +14,8 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from rftconsole.accounts import client_address
 from rftconsole.models import AuditEvent
+from rftconsole.security.accounts import client_address
 
 
 def audit(

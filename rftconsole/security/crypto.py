@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 # Keeps the derived key distinct from anything else that might hash SECRET_KEY.
-_DERIVATION_CONTEXT = b"rftconsole.crypto.v1:"
+_DERIVATION_CONTEXT = b"rftconsole.security.crypto.v1:"
 ENCRYPTED_PREFIX = "enc:v1:"
 ESCAPED_PREFIX = "enc:plain:"
 _MAKE_KEY = (

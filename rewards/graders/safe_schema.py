@@ -7,7 +7,7 @@ validator gets a registry whose `retrieve` refuses, so only refs inside the sche
 (`#/$defs/...`, the drafts' own meta-schemas) resolve.
 
 jsonschema also runs `pattern` and `patternProperties` with `re.search`: those keywords are
-replaced by RE2 versions (see `rewards.safe_regex`).
+replaced by RE2 versions (see `rewards.graders.safe_regex`).
 
 Local refs alone can still make validation exponential (each level of `anyOf` over two refs to the
 next level doubles the work: 30 levels would take days), or endless (`{"$ref": "#"}`). So every
@@ -27,7 +27,7 @@ import referencing.exceptions
 from jsonschema import ValidationError
 from jsonschema.validators import extend, validator_for
 
-from rewards import safe_regex
+from rewards.graders import safe_regex
 
 Schema = dict[str, Any] | bool
 Keyword = Callable[[Any, Any, Any, Any], Any]

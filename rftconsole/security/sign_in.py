@@ -20,7 +20,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 
-from rftconsole.accounts import client_address
+from rftconsole.security.accounts import client_address
 
 View = Callable[..., HttpResponse]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import models
 
-from rftconsole import crypto
+from rftconsole.security import crypto
 
 
 def _what(field: models.Field) -> str:

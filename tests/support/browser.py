@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright
 
-from tests.processes import embedded_env, free_port, http_status, manage, wait_until
+from tests.support.processes import embedded_env, free_port, http_status, manage, wait_until
 
 CHROMIUM = Path(os.environ.get("RFT_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
