@@ -16,6 +16,7 @@ from jobs.models import Checkpoint, Dataset, Job, MetricPoint, ModelEntry, Rollo
 from jobs.training.preflight import JobConfigError
 from rewards.models import RewardFunction, RewardVersion
 from rftconsole.ownership import owned
+from rftconsole.parsers import parse_int
 
 
 class OwnedName(serializers.SlugRelatedField):  # type: ignore[type-arg]
@@ -154,9 +155,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         points = MetricPoint.objects.filter(job=job)
         after = request.query_params.get("after")
         if after is not None:
-            if not after.lstrip("-").isdigit():
+            step = parse_int(after)
+            if step is None:
                 raise ValidationError({"after": "must be an integer step"})
-            points = points.filter(step__gt=int(after))
+            points = points.filter(step__gt=step)
         return Response(MetricSerializer(points, many=True).data)
 
     @action(detail=True, methods=["get"])
@@ -174,10 +176,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
 
 def get_int(request: Request, name: str) -> int:
-    value = request.query_params.get(name, "")
-    if not value.lstrip("-").isdigit():
+    value = parse_int(request.query_params.get(name))
+    if value is None:
         raise ValidationError({name: "must be an integer"})
-    return int(value)
+    return value
 
 
 def _pinned_version(reward: RewardFunction, number: int | None) -> RewardVersion:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models
 
-from rftconsole.ownership import OwnedModel
+from rftconsole.ownership import OwnedModel, owned
 from rftconsole.security.fields import EncryptedJSONField, EncryptedTextField
 
 
@@ -48,6 +49,11 @@ class ModelEntry(OwnedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+def ready_models(user: AbstractBaseUser | AnonymousUser) -> models.QuerySet[ModelEntry]:
+    """The user's models that can be used now: trained, deployed, judged with, measured in."""
+    return owned(ModelEntry, user).filter(status=ModelEntry.Status.READY)
 
 
 class Dataset(OwnedModel):

@@ -32,6 +32,7 @@ from jobs.summary import (
     zero_std_hint,
 )
 from rftconsole.ownership import get_owned_or_404, owned
+from rftconsole.parsers import parse_int
 
 ACTIONS: dict[str, tuple[Callable[[Job], None], str]] = {
     "stop": (actions.request_stop, "Stop requested."),
@@ -126,7 +127,7 @@ def job_rollouts(request: HttpRequest, job_id: int) -> HttpResponse:
     )
     show = request.GET.get("show", "all")
     show = show if show in FILTERS else "all"
-    step = _int(request.GET.get("step"))
+    step = parse_int(request.GET.get("step"))
     if step not in steps:
         step = steps[-1] if steps else None
     groups = rollout_groups(Rollout.objects.filter(job=job, step=step), show) if steps else []
@@ -148,7 +149,7 @@ def job_rollouts(request: HttpRequest, job_id: int) -> HttpResponse:
 
 @require_GET
 def job_compare(request: HttpRequest) -> HttpResponse:
-    ids = list(dict.fromkeys(_int(value) for value in request.GET.getlist("ids")))
+    ids = list(dict.fromkeys(parse_int(value) for value in request.GET.getlist("ids")))
     if None in ids or not COMPARE_MIN <= len(ids) <= COMPARE_MAX:
         messages.error(request, f"Choose {COMPARE_MIN} to {COMPARE_MAX} jobs to compare.")
         return redirect("jobs:list")
@@ -190,10 +191,3 @@ def job_compare(request: HttpRequest) -> HttpResponse:
 
 def _pick(values: dict[str, object]) -> dict[str, object]:
     return finite({key: values[key] for key in COMPARE_KEYS if key in values})
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None

@@ -115,7 +115,7 @@ def filter_logs(
     return logs.filter(joined)
 
 
-def prompt_messages(request: Any) -> Any:
+def request_messages(request: Any) -> Any:
     """The request's messages, ending at the last user turn when the chat ends with the assistant
     (a logged multi-turn chat): the model is trained to answer the user, not to continue itself.
 
@@ -137,7 +137,7 @@ def prompt_messages(request: Any) -> Any:
 def log_row(log: InvocationLog, use_response_as_reference: bool) -> dict[str, Any]:
     """One dataset row: the prompt, optionally the response as reference, and metadata as extra
     fields for the reward (metadata never replaces the fields the console writes)."""
-    row: dict[str, Any] = {"messages": prompt_messages(log.request)}
+    row: dict[str, Any] = {"messages": request_messages(log.request)}
     if use_response_as_reference:
         row["reference_answer"] = log.response_text
     if log.feedback:
@@ -195,7 +195,7 @@ def dataset_from_logs(
             owner,
             name,
             lines(),
-            description=description or describe(filters, combine, deployment),
+            description=description or describe_filters(filters, combine, deployment),
             source=Dataset.Source.LOGS,
         )
     except DatasetError as error:
@@ -206,7 +206,7 @@ def dataset_from_logs(
     return dataset, report
 
 
-def describe(filters: list[LogFilter], combine: Combine, deployment: str | None) -> str:
+def describe_filters(filters: list[LogFilter], combine: Combine, deployment: str | None) -> str:
     """Where the rows came from, as the dataset's default description."""
     parts = [f"deployment {deployment!r}"] if deployment else []
     if filters:

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from jobs.datasets.tools import page_of_rows
-from jobs.models import Dataset, Job, ModelEntry
+from jobs.models import Dataset, Job, ModelEntry, ready_models
 from playground.models import InvocationLog, PlaygroundSession
 from rewards.models import RewardVersion
 from rewards.scoring import score_batch
@@ -33,8 +33,9 @@ class SessionError(ValueError):
     """Settings that cannot be used, in words a user can act on."""
 
 
-def ready_models(owner: AbstractBaseUser) -> QuerySet[ModelEntry]:
-    return owned(ModelEntry, owner).filter(status=ModelEntry.Status.READY).order_by("name", "pk")
+def choosable_models(owner: AbstractBaseUser) -> QuerySet[ModelEntry]:
+    """The models a session can compare, by name (the order of the model pickers)."""
+    return ready_models(owner).order_by("name", "pk")
 
 
 def reward_versions(owner: AbstractBaseUser) -> QuerySet[RewardVersion]:

@@ -17,6 +17,7 @@ from playground import sessions as pg
 from playground.deployments import DeploymentError, delete_deployment, deploy, live
 from playground.models import Deployment, PlaygroundSession
 from rftconsole.ownership import get_owned_or_404, owned
+from rftconsole.parsers import parse_int
 
 
 @require_GET
@@ -78,7 +79,7 @@ def _playground_context(request: HttpRequest, session: PlaygroundSession | None)
     owner = request.user
     return {
         "session": session,
-        "models": list(pg.ready_models(owner).select_related("base")),
+        "models": list(pg.choosable_models(owner).select_related("base")),
         "reward_versions": list(pg.reward_versions(owner)),
         "datasets": list(owned(Dataset, owner).order_by("name")),
         "past_sessions": owned(PlaygroundSession, owner)[:30],
@@ -99,13 +100,13 @@ def _defaults(request: HttpRequest) -> tuple[dict, Job | None]:
         "max_tokens": min(256, settings.RFT_INFERENCE_MAX_TOKENS),
     }
     job = None
-    if request.GET.get("job", "").isdigit():
-        job = get_owned_or_404(Job, owner, pk=int(request.GET["job"]))
+    if (job_id := parse_int(request.GET.get("job"))) is not None:
+        job = get_owned_or_404(Job, owner, pk=job_id)
         chosen = [job.base_model_id] + ([job.output_model_id] if job.output_model_id else [])
         initial["reward_version"] = job.reward_version_id
         initial["dataset"] = job.validation_dataset_id or job.train_dataset_id
     for value in request.GET.get("models", "").replace(",", " ").split():
-        entry = owned(ModelEntry, owner).filter(pk=value).first() if value.isdigit() else None
+        entry = owned(ModelEntry, owner).filter(pk=parse_int(value)).first()
         if entry is None:
             continue
         chosen.append(entry.pk)
@@ -120,8 +121,8 @@ def playground_index(request: HttpRequest) -> HttpResponse:
     """New session (GET: the form, preselected from ?job= or ?models=; POST: create it)."""
     if request.method == "POST":
         job = None
-        if request.POST.get("job", "").isdigit():
-            job = owned(Job, request.user).filter(pk=int(request.POST["job"])).first()
+        if (job_id := parse_int(request.POST.get("job"))) is not None:
+            job = owned(Job, request.user).filter(pk=job_id).first()
         try:
             session = pg.create_session(
                 request.user, request.POST.getlist("model"), request.POST.dict(), job=job
@@ -144,7 +145,7 @@ def playground_index(request: HttpRequest) -> HttpResponse:
 
 
 def _ints(values: list[str]) -> list[int | None]:
-    found = [int(v) if v.isdigit() else None for v in values][: pg.MAX_MODELS]
+    found = [parse_int(value) for value in values][: pg.MAX_MODELS]
     return found + [None] * (pg.MAX_MODELS - len(found))
 
 

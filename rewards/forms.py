@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from jobs.models import ModelEntry
+from jobs.models import ready_models
 from rewards.judge.scoring import JUDGE_DEFAULTS
 from rewards.models import RewardFunction, RewardVersion
 from rftconsole.parsers import strict_loads
@@ -64,7 +64,7 @@ class RewardForm(forms.Form):
     def __init__(self, *args: Any, kind: str, owner: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.kind = kind
-        names = ModelEntry.objects.filter(owner=owner, status=ModelEntry.Status.READY)
+        names = ready_models(owner)
         choices = [("", "—")] + [(n, n) for n in names.values_list("name", flat=True)]
         self.fields["local_model"].choices = choices
         unused = {"code": "code", "builtin": "config_json"}

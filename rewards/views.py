@@ -8,13 +8,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from jobs.models import Dataset, ModelEntry
+from jobs.models import Dataset, ModelEntry, ready_models
 from rewards.forms import RewardForm, initial_for
 from rewards.library import TEMPLATES, get_template
 from rewards.models import RewardFunction, RewardTest, RewardVersion
 from rewards.services import RewardError, create_reward, new_version
 from rewards.testbench import MAX_TEST_ROWS, TestBenchError, first_rows, start_test
 from rftconsole.ownership import get_owned_or_404, owned
+from rftconsole.parsers import parse_int
 
 BLANK = {
     "code": ("lambda-boilerplate", "Custom code"),
@@ -115,7 +116,7 @@ def _detail_context(
         "form": form,
         "kind": reward.kind,
         "datasets": owned(Dataset, request.user),
-        "models": owned(ModelEntry, request.user).filter(status=ModelEntry.Status.READY),
+        "models": ready_models(request.user),
         "tests": owned(RewardTest, request.user).filter(version__reward=reward)[:5],
         "max_rows": MAX_TEST_ROWS,
     }
@@ -184,9 +185,8 @@ def test_result(request: HttpRequest, test_id: int) -> HttpResponse:
 
 
 def _int(value: str | None, default: int | None = None) -> int:
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        if default is None:
-            raise Http404("Missing or invalid number.") from None
-        return default
+    """A typed number, its default, or 404 when there is neither (a made-up link)."""
+    number = parse_int(value, default)
+    if number is None:
+        raise Http404("Missing or invalid number.")
+    return number

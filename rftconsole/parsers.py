@@ -9,6 +9,8 @@ Python's `json` accepts what JSON forbids, and fails on what it cannot hold in w
 Each used to end as a 500: DRF turns only ValueError into a 400, and a non-finite number stored in
 a row or a config breaks every strict JSON answer that shows it later. `strict_loads` refuses them
 all with a `JSONInputError` saying which; `StrictJSONParser` makes the REST API answer it as a 400.
+
+`parse_int` is the one reader of whole numbers typed in query strings and form fields.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import codecs
 import json
 import math
+import re
 import sys
 from typing import Any
 
@@ -26,6 +29,19 @@ from rest_framework.parsers import JSONParser, get_encoding
 # limit: a value this deep can still be stored, copied and rendered without a RecursionError.
 MAX_DEPTH = 100
 _MAX_INT_CHARS = 320  # a sign and 309 digits reach past sys.float_info.max
+
+
+# ASCII digits only: int() also takes "٣", "1_000" and " 7 ", and str.isdigit() passes "²", which
+# int() then refuses. 18 digits stay within a 64-bit database column.
+_TYPED_INT = re.compile(r"[+-]?[0-9]{1,18}")
+
+
+def parse_int(text: str | None, default: int | None = None) -> int | None:
+    """A whole number as typed in a query string or form field, else `default` (missing, blank,
+    or not a whole number of at most 18 digits). Callers decide what a bad value means to them."""
+    if text is None or not _TYPED_INT.fullmatch(text.strip()):
+        return default
+    return int(text)
 
 
 class JSONInputError(ValueError):

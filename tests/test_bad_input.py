@@ -274,3 +274,47 @@ def test_garbage_frames_on_a_job_socket_are_ignored_and_points_keep_coming(
 
 
 # --- malformed JSON, wrong shapes and wrong types: a 400 that says what, never a 500 -----------
+
+
+# int() takes "٣", "1_000" and " 7 "; str.isdigit() passes "²", which int() then refuses.
+ODD_NUMBERS = ["²", "٣", "1_000", "9" * 40, "-", "", "1e3"]
+
+
+def _number_links(job: Job) -> list[str]:
+    return [
+        "/playground/?job={}",
+        f"/jobs/{job.pk}/rollouts/?step={{}}",
+        "/jobs/compare/?ids={}&ids={}",
+        "/jobs/new/?clone={}",
+        f"/api/jobs/{job.pk}/metrics/?after={{}}",
+        f"/api/jobs/{job.pk}/rollouts/?step={{}}",
+    ]
+
+
+@pytest.mark.parametrize("typed", ODD_NUMBERS)
+def test_a_number_typed_oddly_in_a_link_gets_an_answer_not_a_500(
+    alice_client: Client, alice: User, typed: str
+) -> None:
+    job = make_job(alice)
+    for link in _number_links(job):
+        response = alice_client.get(link.format(typed, typed))
+        assert response.status_code in (200, 302, 400, 404), (link, response.status_code)
+        record(REPORT, f"GET {link.format(typed, typed)}", response.status_code, "nothing")
+
+
+def test_the_same_links_with_plain_numbers_work(alice_client: Client, alice: User) -> None:
+    """Control: each link above answers 200 (or the wizard's redirect) for a real number."""
+    job, other = make_job(alice), make_job(alice, name="second")
+    answers = {
+        link: alice_client.get(link.format(job.pk, other.pk)).status_code
+        for link in _number_links(job)
+    }
+    assert answers == {
+        "/playground/?job={}": 200,
+        f"/jobs/{job.pk}/rollouts/?step={{}}": 200,
+        "/jobs/compare/?ids={}&ids={}": 200,
+        "/jobs/new/?clone={}": 302,
+        f"/api/jobs/{job.pk}/metrics/?after={{}}": 200,
+        f"/api/jobs/{job.pk}/rollouts/?step={{}}": 200,
+    }
+    assert alice_client.get(f"/api/jobs/{job.pk}/metrics/?after=²").status_code == 400

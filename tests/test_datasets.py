@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from jobs.datasets.importer import read_rows
+from jobs.datasets.importer import convert_lines
 from jobs.models import Dataset
 
 # A byte-for-byte copy of ../shared/data/bedrock-rft-gsm8k (see its README), so tests stay
@@ -28,7 +28,7 @@ def jsonl(*rows: Any) -> bytes:
 
 
 def report_of(*rows: Any) -> dict:
-    return read_rows(io.BytesIO(jsonl(*rows)), None).as_dict()
+    return convert_lines(io.BytesIO(jsonl(*rows)), None).as_dict()
 
 
 @pytest.fixture
@@ -82,7 +82,9 @@ def test_converse_anthropic_and_nova_bodies_convert_and_are_counted() -> None:
         "task": "greet",
     }
     nova = {"schemaVersion": "messages-v1", "system": text, "messages": converse["messages"]}
-    report = read_rows(io.BytesIO(jsonl(converse, anthropic, nova, GOOD)), sink := io.StringIO())
+    report = convert_lines(
+        io.BytesIO(jsonl(converse, anthropic, nova, GOOD)), sink := io.StringIO()
+    )
     assert report.ok and report.converted == {"converse": 1, "anthropic": 1, "nova": 1}
     rows = [json.loads(line) for line in sink.getvalue().splitlines()]
     assert rows[0] == {

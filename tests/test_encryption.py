@@ -20,7 +20,8 @@ from django.test import Client
 
 from jobs.datasets import storage
 from jobs.datasets.importer import import_lines
-from jobs.datasets.tools import iter_rows, page_of_rows, split_dataset
+from jobs.datasets.storage import iter_rows
+from jobs.datasets.tools import page_of_rows, split_dataset
 from jobs.models import Dataset, Rollout
 from playground.logs import LogFilter, dataset_from_logs, filter_logs, metadata_equals
 from playground.models import InvocationLog
@@ -83,7 +84,7 @@ def test_it_stores_dataset_files_encrypted_and_every_reader_gets_the_rows(
     stored = dataset(alice)
     on_disk = Path(stored.path).read_bytes()
     assert on_disk.startswith(storage.MAGIC) and b"Zanzibar" not in on_disk
-    assert [row["reference_answer"] for row in iter_rows(stored)] == ["0", "1", "2"]
+    assert [row["reference_answer"] for row in iter_rows(stored.path)] == ["0", "1", "2"]
     assert page_of_rows(stored, 1, 1)[0]["messages"][0]["content"] == f"{SECRET} #1"
     assert "Zanzibar" in alice_client.get(f"/datasets/{stored.pk}/rows/").content.decode()
     download = alice_client.get(f"/datasets/{stored.pk}/download/")
@@ -101,7 +102,7 @@ def test_it_streams_large_files_as_many_chunks_split_at_row_boundaries(
     assert stored is not None
     tokens = Path(stored.path).read_bytes().splitlines()[1:]
     assert len(tokens) > 10
-    read = list(iter_rows(stored))
+    read = list(iter_rows(stored.path))
     assert len(read) == 40 and read[39]["messages"][0]["content"].endswith("ünïcode #39")
     with storage.open_plain(stored.path) as stream:
         assert len(stream.read().splitlines()) == 40
@@ -113,7 +114,7 @@ def test_splitting_an_encrypted_dataset_gives_encrypted_parts(settings: Any, ali
     for part in (train, validation):
         assert b"Zanzibar" not in Path(part.path).read_bytes()
     assert train.row_count + validation.row_count == 10
-    assert len(list(iter_rows(train))) == train.row_count
+    assert len(list(iter_rows(train.path))) == train.row_count
 
 
 def test_the_trainer_and_the_test_bench_read_encrypted_datasets(settings: Any, alice: User) -> None:
@@ -132,7 +133,7 @@ def test_plain_files_stored_before_a_key_was_set_still_read(settings: Any, alice
     before = dataset(alice)
     assert b"Zanzibar" in Path(before.path).read_bytes()
     settings.RFT_ENCRYPTION_KEY = KEY_A
-    assert len(list(iter_rows(before))) == 3
+    assert len(list(iter_rows(before.path))) == 3
     assert storage.read_rows(before.path)[0]["messages"][0]["content"] == f"{SECRET} #0"
 
 
@@ -142,7 +143,7 @@ def test_a_wrong_key_gives_a_clear_error_not_garbage(settings: Any, alice: User)
     entry = log(alice, SECRET, "Stone Town")
     settings.RFT_ENCRYPTION_KEY = KEY_C
     with pytest.raises(crypto.DecryptionError, match="cannot be decrypted with the configured"):
-        list(iter_rows(stored))
+        list(iter_rows(stored.path))
     with pytest.raises(crypto.DecryptionError, match="InvocationLog.request cannot be decrypted"):
         InvocationLog.objects.get(pk=entry.pk)
 
@@ -172,7 +173,7 @@ def test_metadata_stays_plain_so_log_filters_still_work(settings: Any, alice: Us
     assert list(filter_logs(alice, geo)) == [wanted]
     built, _ = dataset_from_logs(alice, "geo", geo, use_response_as_reference=True)
     assert b"Stone Town" not in Path(built.path).read_bytes()
-    assert [row["reference_answer"] for row in iter_rows(built)] == ["Stone Town"]
+    assert [row["reference_answer"] for row in iter_rows(built.path)] == ["Stone Town"]
 
 
 def test_rollouts_are_stored_encrypted_and_the_api_returns_them(
@@ -223,7 +224,7 @@ def test_rotation_moves_everything_to_the_new_key(settings: Any, alice: User) ->
     settings.RFT_ENCRYPTION_KEY = KEY_B
     for stored in (plain_dataset, encrypted_dataset):
         assert b"question" not in Path(stored.path).read_bytes().lower()
-        assert len(list(iter_rows(stored))) == 3
+        assert len(list(iter_rows(stored.path))) == 3
         assert Dataset.objects.get(pk=stored.pk).size_bytes == Path(stored.path).stat().st_size
     assert "Plain" not in raw_column(InvocationLog, "response_text", plain_log.pk)
     assert InvocationLog.objects.get(pk=plain_log.pk).response_text == "Plain answer"
@@ -259,7 +260,7 @@ def test_rotation_is_safe_to_rerun_and_a_dry_run_changes_nothing(
     call_command("rotate_encryption_key", stdout=StringIO())
     call_command("rotate_encryption_key", stdout=StringIO())
     settings.RFT_ENCRYPTION_KEY = KEY_B
-    assert len(list(iter_rows(stored))) == 3
+    assert len(list(iter_rows(stored.path))) == 3
     assert InvocationLog.objects.get(pk=entry.pk).response_text == "Stone Town"
     assert not list(Path(stored.path).parent.glob(".rotating-*"))
 
@@ -304,7 +305,7 @@ def test_a_key_file_holds_the_keys_first_one_primary(
     assert Fernet(KEY_B.encode()).decrypt(token).startswith(b'{"messages"')
     key_file.write_text(f"{KEY_C}\n")
     with pytest.raises(crypto.DecryptionError):
-        list(iter_rows(stored))
+        list(iter_rows(stored.path))
 
 
 @pytest.mark.parametrize(

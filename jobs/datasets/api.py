@@ -23,7 +23,7 @@ from jobs.datasets.transfers import (
 )
 from jobs.models import Dataset, ModelEntry
 from rftconsole.ownership import owned
-from rftconsole.parsers import StrictJSONParser, json_safe
+from rftconsole.parsers import StrictJSONParser, json_safe, parse_int
 
 
 class DatasetSerializer(serializers.ModelSerializer[Dataset]):
@@ -127,8 +127,7 @@ def _refused(error: DatasetError) -> Response:
 
 
 def _number(text: str | None, default: int, low: int, high: int) -> int:
-    try:
-        value = int(text) if text is not None else default
-    except ValueError:
-        raise ValidationError({"detail": [f"{text!r} is not a whole number."]}) from None
+    value = parse_int(text, default)
+    if value is None:
+        raise ValidationError({"detail": [f"{text!r} is not a whole number."]})
     return min(max(value, low), high)

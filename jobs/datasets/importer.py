@@ -78,7 +78,7 @@ class ImportReport:
         }
 
 
-def read_rows(lines: Iterable[bytes], sink: TextSink | None) -> ImportReport:
+def convert_lines(lines: Iterable[bytes], sink: TextSink | None) -> ImportReport:
     """Check and convert every line; write converted rows to `sink` (when given)."""
     report, ids, limit = ImportReport(), set(), settings.RFT_DATASET_MAX_ROWS
     for number, raw in enumerate(lines, start=1):
@@ -183,14 +183,14 @@ def import_lines(
     """Validate and convert; store the dataset only when every row is valid (and not a dry run)."""
     name = check_name(owner, name)
     if dry_run:
-        return None, read_rows(lines, None)
+        return None, convert_lines(lines, None)
     # A server-made file name: the dataset's name is only shown, never part of a path.
     directory, token = dataset_storage(owner), uuid.uuid4().hex
     stored = safe_child(directory, f"{token}.jsonl")
     incoming = safe_child(directory, f".incoming-{token}.jsonl")
     try:
         with open_for_write(incoming) as sink:  # encrypted when a key is configured
-            report = read_rows(lines, sink)
+            report = convert_lines(lines, sink)
         if not report.ok:
             raise DatasetError(f"{report.problem_count} problems; nothing was stored.", report)
         os.replace(incoming, stored)

@@ -7,7 +7,6 @@ import json
 import math
 import random
 import statistics
-from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,9 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 
-from jobs.datasets import storage
 from jobs.datasets.formats import prompt_messages
 from jobs.datasets.importer import DatasetError, check_name, import_lines
+from jobs.datasets.storage import iter_rows
 from jobs.models import Dataset, Job, ModelEntry
 from jobs.registry.loading import load_tokenizer, tokenizer_dir
 
@@ -25,12 +24,8 @@ STATS_ROWS = 20_000  # token statistics read at most this many rows (they are a 
 HISTOGRAM_BINS = 30
 
 
-def iter_rows(dataset: Dataset) -> Iterator[dict[str, Any]]:
-    return storage.iter_rows(dataset.path)
-
-
 def page_of_rows(dataset: Dataset, offset: int, limit: int) -> list[dict[str, Any]]:
-    return list(islice(iter_rows(dataset), offset, offset + limit))
+    return list(islice(iter_rows(dataset.path), offset, offset + limit))
 
 
 def split_dataset(
@@ -39,7 +34,7 @@ def split_dataset(
     """Two new datasets, `<name>-train` and `<name>-validation`: a seeded random split."""
     if not 0 < fraction < 1:
         raise DatasetError("The validation fraction must be between 0 and 1, e.g. 0.1.")
-    rows = [json.dumps(row, ensure_ascii=False).encode() for row in iter_rows(dataset)]
+    rows = [json.dumps(row, ensure_ascii=False).encode() for row in iter_rows(dataset.path)]
     held_out = max(1, round(len(rows) * fraction))
     if held_out >= len(rows):
         raise DatasetError(f"{dataset.name} has {len(rows)} rows: too few to split.")
@@ -69,13 +64,13 @@ def prompt_lengths(dataset: Dataset, entry: ModelEntry, rows: int = STATS_ROWS) 
     tokenizer = load_tokenizer(tokenizer_dir(entry))
     return [
         len(_prompt_ids(tokenizer, prompt_messages(row)))
-        for row in islice(iter_rows(dataset), rows)
+        for row in islice(iter_rows(dataset.path), rows)
     ]
 
 
 def token_stats(dataset: Dataset, entry: ModelEntry) -> dict[str, Any]:
     """Prompt-length statistics in `entry`'s tokenizer, kept on the dataset."""
-    stats = describe(prompt_lengths(dataset, entry))
+    stats = summarize_lengths(prompt_lengths(dataset, entry))
     stats["context_length"] = entry.context_length
     dataset.token_stats = {**dataset.token_stats, entry.name: stats}
     dataset.save(update_fields=["token_stats"])
@@ -90,7 +85,7 @@ def _prompt_ids(tokenizer: Any, messages: list[dict[str, Any]]) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def describe(lengths: list[int]) -> dict[str, Any]:
+def summarize_lengths(lengths: list[int]) -> dict[str, Any]:
     """Summary numbers and a histogram of prompt lengths (tokens)."""
     if not lengths:
         return {"rows": 0}

@@ -13,11 +13,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from jobs.datasets.importer import DatasetError
 from jobs.datasets.tools import page_of_rows, remove_dataset, split_dataset, token_stats
 from jobs.datasets.transfers import download_response, imported
-from jobs.models import Dataset, ModelEntry
+from jobs.models import Dataset, ModelEntry, ready_models
 from playground.logs import LogFilter
 from playground.logs import dataset_from_logs as build_from_logs
 from playground.models import InvocationLog
 from rftconsole.ownership import get_owned_or_404, owned
+from rftconsole.parsers import parse_int
 
 PAGE_ROWS = 10
 
@@ -56,8 +57,7 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
 @require_GET
 def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = get_owned_or_404(Dataset, request.user, pk=dataset_id)
-    ready = owned(ModelEntry, request.user).filter(status=ModelEntry.Status.READY)
-    context = {"dataset": dataset, "models": ready, **_page(dataset, request)}
+    context = {"dataset": dataset, "models": ready_models(request.user), **_page(dataset, request)}
     return render(request, "datasets/detail.html", context)
 
 
@@ -68,10 +68,7 @@ def dataset_rows(request: HttpRequest, dataset_id: int) -> HttpResponse:
 
 
 def _page(dataset: Dataset, request: HttpRequest) -> dict:
-    try:
-        offset = max(0, min(int(request.GET.get("offset", 0)), dataset.row_count - 1))
-    except ValueError:
-        offset = 0
+    offset = max(0, min(parse_int(request.GET.get("offset")) or 0, dataset.row_count - 1))
     rows = page_of_rows(dataset, offset, PAGE_ROWS)
     return {
         "rows": [(offset + i + 1, row) for i, row in enumerate(rows)],
@@ -85,7 +82,7 @@ def _page(dataset: Dataset, request: HttpRequest) -> dict:
 @require_GET
 def dataset_stats(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = get_owned_or_404(Dataset, request.user, pk=dataset_id)
-    entry = get_owned_or_404(ModelEntry, request.user, pk=request.GET.get("model") or 0)
+    entry = get_owned_or_404(ModelEntry, request.user, pk=parse_int(request.GET.get("model"), 0))
     stats = token_stats(dataset, entry)
     return render(request, "datasets/_stats.html", {"stats": stats, "entry": entry})
 
@@ -95,7 +92,9 @@ def dataset_split(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = get_owned_or_404(Dataset, request.user, pk=dataset_id)
     try:
         fraction = float(request.POST.get("fraction", "0.1"))
-        seed = int(request.POST.get("seed", "0"))
+        seed = parse_int(request.POST.get("seed") or "0")
+        if seed is None:
+            raise DatasetError("The seed must be a whole number.")
         train, validation = split_dataset(request.user, dataset, fraction, seed)
     except (ValueError, DatasetError) as error:
         messages.error(request, str(error))

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
 from django.http import QueryDict
 
 from jobs.actions import create_job
@@ -48,10 +47,6 @@ FIELD_STEP = {
     "reward": "reward",
 }
 Errors = dict[str, str]
-
-
-def ready_models(owner: AbstractBaseUser) -> QuerySet[ModelEntry]:
-    return owned(ModelEntry, owner).filter(status=ModelEntry.Status.READY)
 
 
 def _owned_pk(model: type, owner: AbstractBaseUser, value: str | None) -> Any:

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from jobs.datasets.tools import page_of_rows
-from jobs.models import Dataset, Job, JobDraft
+from jobs.models import Dataset, Job, JobDraft, ready_models
 from jobs.training import hyperparameters
 from jobs.training.preflight import default_profile
 from jobs.wizard.steps import (
@@ -23,12 +23,12 @@ from jobs.wizard.steps import (
     draft_from_job,
     launch,
     plan,
-    ready_models,
 )
 from rewards.library import TEMPLATES
 from rewards.models import RewardFunction
 from rewards.testbench import TestBenchError, start_test
 from rftconsole.ownership import get_owned_or_404, owned
+from rftconsole.parsers import parse_int
 from rftconsole.security.crypto import at_rest_enabled
 
 
@@ -36,7 +36,7 @@ from rftconsole.security.crypto import at_rest_enabled
 def wizard_start(request: HttpRequest) -> HttpResponse:
     clone = request.GET.get("clone")
     if clone:
-        job = get_owned_or_404(Job, request.user, pk=clone if clone.isdigit() else 0)
+        job = get_owned_or_404(Job, request.user, pk=parse_int(clone, 0))
         draft = draft_from_job(request.user, job)
         messages.success(request, f"Copied “{job.name}”: check each step, then create.")
         return redirect("jobs:step", draft_id=draft.pk, step="review")
@@ -121,7 +121,7 @@ def wizard_preview(request: HttpRequest, draft_id: int) -> HttpResponse:
     """The chosen dataset's first rows, inline in the data step (htmx)."""
     get_owned_or_404(JobDraft, request.user, pk=draft_id)
     value = request.GET.get("train_dataset", "")
-    dataset = get_owned_or_404(Dataset, request.user, pk=value if value.isdigit() else 0)
+    dataset = get_owned_or_404(Dataset, request.user, pk=parse_int(value, 0))
     rows = [(i + 1, row) for i, row in enumerate(page_of_rows(dataset, 0, 3))]
     context = {"dataset": dataset, "rows": rows, "offset": 0, "last_shown": len(rows)}
     return render(request, "datasets/_rows.html", context)
@@ -132,7 +132,7 @@ def wizard_test_reward(request: HttpRequest, draft_id: int) -> HttpResponse:
     """Test the chosen reward on 3 training rows, answers sampled from the chosen base model."""
     draft = get_owned_or_404(JobDraft, request.user, pk=draft_id)
     value = request.POST.get("reward", "")
-    reward = get_owned_or_404(RewardFunction, request.user, pk=value if value.isdigit() else 0)
+    reward = get_owned_or_404(RewardFunction, request.user, pk=parse_int(value, 0))
     base = ready_models(request.user).filter(pk=draft.data.get("base_model")).first()
     dataset = owned(Dataset, request.user).filter(pk=draft.data.get("train_dataset")).first()
     if base is None or dataset is None:
