@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs.events import send_job_event
+from jobs.events import send_job_event, status_event
 from jobs.models import Dataset, Job, JobEvent, ModelEntry
 from jobs.training import hyperparameters
 from jobs.training.preflight import JobConfigError, default_profile, long_prompts, preflight
@@ -44,9 +44,7 @@ def set_status(
             **fields,
         )
         JobEvent.objects.create(job=job, status=status, sub_status=sub_status, message=message)
-    send_job_event(
-        job.pk, {"type": "status", "status": status, "sub_status": sub_status, "message": message}
-    )
+    send_job_event(job.pk, status_event(status, sub_status, message))
 
 
 def claim(job_id: int, worker: str) -> Job | None:
@@ -63,9 +61,7 @@ def claim(job_id: int, worker: str) -> Job | None:
         return None
     job = Job.objects.get(pk=job_id)
     JobEvent.objects.create(job=job, status=job.status, message=f"Claimed by worker {worker}.")
-    send_job_event(
-        job.pk, {"type": "status", "status": job.status, "sub_status": "", "message": ""}
-    )
+    send_job_event(job.pk, status_event(job.status))
     return job
 
 
@@ -82,9 +78,7 @@ def request_pause(job: Job) -> None:
     Job.objects.filter(pk=job.pk).update(requested=Job.Request.PAUSE)
     message = "Pause requested: at the next step."
     JobEvent.objects.create(job=job, status=job.status, message=message)
-    send_job_event(
-        job.pk, {"type": "status", "status": job.status, "sub_status": "", "message": message}
-    )
+    send_job_event(job.pk, status_event(job.status, message=message))
 
 
 def request_stop(job: Job) -> None:

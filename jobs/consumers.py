@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from jobs.events import job_group
+from jobs.events import BacklogEvent, backlog_event, job_group, job_state, point, timeline_entry
 from jobs.models import Job, JobEvent, MetricPoint
 from rftconsole.ownership import owned
 
@@ -37,45 +37,18 @@ def finite(value: Any) -> Any:
     return value
 
 
-def job_state(job: Job) -> dict[str, Any]:
-    return {
-        "status": job.status,
-        "status_display": job.get_status_display(),
-        "sub_status": job.sub_status,
-        "reason": job.status_reason,
-        "current_step": job.current_step,
-        "total_steps": job.total_steps,
-    }
-
-
-def event_row(event: JobEvent) -> dict[str, Any]:
-    return {
-        "id": event.pk,
-        "status": event.status,
-        "sub_status": event.sub_status,
-        "message": event.message,
-        "at": event.created_at.isoformat(),
-    }
-
-
-def backlog(job_id: int, after: int | None) -> dict[str, Any]:
+def backlog(job_id: int, after: int | None) -> BacklogEvent:
     """Everything the page needs to draw the job as it is now (read after joining the group)."""
-    job = Job.objects.get(pk=job_id)
     points = MetricPoint.objects.filter(job_id=job_id)
     if after is not None:
         points = points.filter(step__gt=after)
-    return {
-        "type": "backlog",
-        "after": after,
-        "job": job_state(job),
-        "events": [event_row(event) for event in JobEvent.objects.filter(job_id=job_id)],
-        "metrics": [
-            {"kind": kind, "step": step, "epoch": epoch, "values": values}
-            for kind, step, epoch, values in points.order_by("step", "kind").values_list(
-                "kind", "step", "epoch", "values"
-            )
-        ],
-    }
+    rows = points.order_by("step", "kind").values_list("kind", "step", "epoch", "values")
+    return backlog_event(
+        after,
+        job_state(Job.objects.get(pk=job_id)),
+        [timeline_entry(event) for event in JobEvent.objects.filter(job_id=job_id)],
+        [point(*row) for row in rows],
+    )
 
 
 def owns_job(user: AbstractBaseUser | AnonymousUser, job_id: int) -> bool:
@@ -122,7 +95,7 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         (decoding it first would let a bad frame crash the consumer and close the socket)."""
 
     async def job_event(self, message: dict[str, Any]) -> None:
-        await self.send_json(message["payload"])
+        await self.send_json(message["payload"])  # a LiveEvent from jobs/events.py
 
     @classmethod
     async def encode_json(cls, content: Any) -> str:

@@ -1,7 +1,13 @@
-"""The one helper that sends live events to a job's websocket group.
+"""The job page's live events: their schema, and the one function that sends them.
 
-Callers persist first (the database is the source of truth) and then announce; a failed send only
-costs a live update, which a reconnecting client recovers from the database.
+The TypedDicts here are the wire format of the job websocket (ws/jobs/<id>/), read by
+static/js/job-live.js: the `status` and `metric` events a job's group carries, and the `backlog`
+that jobs/consumers.py sends on connect, built from the same parts so the replay and the live
+stream cannot drift apart. Build events with the constructors below, never as dict literals.
+
+Callers persist first (the database is the source of truth) and then announce; the event leaves
+when that write commits, and a failed send only costs a live update, which a reconnecting client
+recovers from the database.
 """
 
 from __future__ import annotations
@@ -10,9 +16,111 @@ import asyncio
 import logging
 import os
 import threading
-from typing import Any
+from functools import partial
+from typing import Any, Literal, TypedDict
 
 from channels.layers import get_channel_layer
+from django.db import transaction
+
+from jobs.models import Job, JobEvent
+
+# --- the schema -------------------------------------------------------------------------------
+
+
+class StatusLine(TypedDict):
+    """A status change as the page prints it, live or from the timeline."""
+
+    status: str  # a Job.Status value
+    sub_status: str
+    message: str
+
+
+class StatusEvent(StatusLine):
+    type: Literal["status"]
+
+
+class Point(TypedDict):
+    """One metric point: one per (kind, step), a later one for the same step replaces it."""
+
+    kind: str  # "train" (a logged step) or "eval" (a validation run)
+    step: int
+    epoch: float
+    values: dict[str, Any]  # metric name → number; None where it was not finite
+
+
+class MetricEvent(Point):
+    type: Literal["metric"]
+
+
+class TimelineEntry(StatusLine):
+    """A stored JobEvent; `id` lets a reconnecting page skip the entries it already printed."""
+
+    id: int
+    at: str  # ISO 8601
+
+
+class JobState(TypedDict):
+    status: str
+    status_display: str
+    sub_status: str
+    reason: str
+    current_step: int
+    total_steps: int
+
+
+class BacklogEvent(TypedDict):
+    """Sent by the consumer alone, first on each connect: the job as it is now."""
+
+    type: Literal["backlog"]
+    after: int | None  # the `?after=N` the page asked with: metrics holds only later steps
+    job: JobState
+    events: list[TimelineEntry]
+    metrics: list[Point]
+
+
+LiveEvent = StatusEvent | MetricEvent  # what a job's group carries (the backlog never does)
+
+
+def status_event(status: str, sub_status: str = "", message: str = "") -> StatusEvent:
+    return StatusEvent(type="status", status=status, sub_status=sub_status, message=message)
+
+
+def point(kind: str, step: int, epoch: float, values: dict[str, Any]) -> Point:
+    return Point(kind=kind, step=step, epoch=epoch, values=values)
+
+
+def metric_event(kind: str, step: int, epoch: float, values: dict[str, Any]) -> MetricEvent:
+    return MetricEvent(type="metric", kind=kind, step=step, epoch=epoch, values=values)
+
+
+def timeline_entry(event: JobEvent) -> TimelineEntry:
+    return TimelineEntry(
+        id=event.pk,
+        status=event.status,
+        sub_status=event.sub_status,
+        message=event.message,
+        at=event.created_at.isoformat(),
+    )
+
+
+def job_state(job: Job) -> JobState:
+    return JobState(
+        status=job.status,
+        status_display=job.get_status_display(),
+        sub_status=job.sub_status,
+        reason=job.status_reason,
+        current_step=job.current_step,
+        total_steps=job.total_steps,
+    )
+
+
+def backlog_event(
+    after: int | None, job: JobState, events: list[TimelineEntry], metrics: list[Point]
+) -> BacklogEvent:
+    return BacklogEvent(type="backlog", after=after, job=job, events=events, metrics=metrics)
+
+
+# --- sending ----------------------------------------------------------------------------------
 
 logger = logging.getLogger(__name__)
 _unreachable_reported = False
@@ -42,13 +150,23 @@ def _sending_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-def send_job_event(job_id: int, payload: dict[str, Any]) -> None:
+def send_job_event(job_id: int, event: LiveEvent) -> None:
+    """Announce `event` to the job's page once the current transaction commits.
+
+    Inside `transaction.atomic()` the event waits for the commit, and a rollback drops it: a page
+    never hears of a row that is not there. Outside a transaction (autocommit: the trainer's
+    thread, a Celery task) it is sent at once, so the caller still waits for the send. (A test
+    wrapped in a transaction hears nothing unless it runs the on_commit callbacks.)"""
+    transaction.on_commit(partial(_send_now, job_id, event))
+
+
+def _send_now(job_id: int, event: LiveEvent) -> None:
     """Send and wait (up to SEND_TIMEOUT_SECONDS) until Redis has the event. Sync callers only."""
     layer = get_channel_layer()
     if layer is None:
         return
     global _unreachable_reported
-    message = {"type": "job.event", "payload": payload}
+    message = {"type": "job.event", "payload": event}
     sending = asyncio.run_coroutine_threadsafe(
         layer.group_send(job_group(job_id), message), _sending_loop()
     )

@@ -3,6 +3,7 @@ only the owner may listen. Through the real ASGI application (session cookie, or
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,11 +13,12 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.test import Client
 
 from jobs import consumers
 from jobs.actions import set_status
-from jobs.events import send_job_event
+from jobs.events import metric_event, send_job_event
 from jobs.models import Job, MetricPoint
 from rftconsole.asgi import application
 from rftconsole.processes.embedded_redis import prepare_socket, redis_server_argv, socket_in_use
@@ -53,9 +55,7 @@ def announce_point(job: Job, step: int, kind: str = "train") -> None:
     """What the trainer does: persist first, then announce."""
     values = train_values(step)
     MetricPoint.objects.create(job=job, kind=kind, step=step, epoch=step / 10, values=values)
-    send_job_event(
-        job.pk, {"type": "metric", "kind": kind, "step": step, "epoch": step / 10, "values": values}
-    )
+    send_job_event(job.pk, metric_event(kind, step, step / 10, values))
 
 
 def steps_of(message: dict[str, Any], kind: str = "train") -> list[int]:
@@ -206,13 +206,7 @@ def test_non_finite_values_reach_the_browser_as_null(
 ) -> None:
     """Browsers' JSON.parse rejects NaN: a diverged loss must not break the page's socket."""
     headers = session_headers(alice)
-    nan = {
-        "type": "metric",
-        "kind": "train",
-        "step": 6,
-        "epoch": 0.6,
-        "values": {"loss": float("nan")},
-    }
+    nan = metric_event("train", 6, 0.6, {"loss": float("nan")})
 
     async def scenario() -> str:
         socket = socket_for(headers, job)
@@ -225,6 +219,73 @@ def test_non_finite_values_reach_the_browser_as_null(
 
     text = async_to_sync(scenario)()
     assert "NaN" not in text and '"values": {"loss": null}' in text
+
+
+class RolledBack(Exception):
+    """Raised inside a transaction to roll it back, as a failing later write would."""
+
+
+@pytest.fixture(params=["in-memory", pytest.param("redis", marks=pytest.mark.stack)])
+def layer(request: pytest.FixtureRequest, settings: Any) -> str:
+    """The in-memory layer, and (with the stack) the real Redis layer that `up` runs."""
+    if request.param == "in-memory":
+        settings.CHANNEL_LAYERS = IN_MEMORY
+    else:
+        request.getfixturevalue("real_redis")
+    return str(request.param)
+
+
+def test_an_event_sent_inside_a_transaction_waits_for_the_commit(
+    layer: str, alice: User, job: Job
+) -> None:
+    headers = session_headers(alice)
+
+    def announce_inside_a_transaction(socket: WebsocketCommunicator) -> bool:
+        with transaction.atomic():
+            announce_point(job, 6)
+            heard_before_commit = not async_to_sync(socket.receive_nothing)(timeout=0.5)
+        return heard_before_commit
+
+    async def scenario() -> tuple[bool, dict[str, Any]]:
+        socket = socket_for(headers, job)
+        await socket.connect(timeout=5)
+        await socket.receive_json_from(timeout=5)  # the backlog
+        # Not thread-sensitive: the consumer needs the main thread (it closes old connections
+        # there before each message) to deliver while the transaction is still open.
+        inside = database_sync_to_async(announce_inside_a_transaction, thread_sensitive=False)
+        early = await inside(socket)
+        live = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return early, live
+
+    early, live = async_to_sync(scenario)()
+    assert not early
+    assert live["type"] == "metric" and live["step"] == 6  # sent once the commit happened
+
+
+def test_an_event_of_a_rolled_back_change_is_never_sent(layer: str, alice: User, job: Job) -> None:
+    headers = session_headers(alice)
+
+    def rolled_back_then_committed() -> None:
+        with contextlib.suppress(RolledBack), transaction.atomic():
+            announce_point(job, 6)
+            raise RolledBack
+        announce_point(job, 7)  # the control: a change that commits is heard
+
+    async def scenario() -> tuple[dict[str, Any], bool]:
+        socket = socket_for(headers, job)
+        await socket.connect(timeout=5)
+        await socket.receive_json_from(timeout=5)  # the backlog
+        await database_sync_to_async(rolled_back_then_committed)()
+        live = await socket.receive_json_from(timeout=5)  # a group delivers in order: 6 first
+        quiet = await socket.receive_nothing(timeout=0.5)
+        await socket.disconnect()
+        return live, quiet
+
+    live, quiet = async_to_sync(scenario)()
+    assert live["type"] == "metric" and live["step"] == 7 and quiet
+    assert not MetricPoint.objects.filter(job=job, step=6).exists()
+    assert MetricPoint.objects.filter(job=job, step=7).exists()
 
 
 @pytest.fixture

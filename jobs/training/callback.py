@@ -16,7 +16,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from jobs.events import send_job_event
+from jobs.events import metric_event, send_job_event
 from jobs.models import Checkpoint, Job, MetricPoint, Rollout
 from jobs.training.reward_bridge import RewardBridge
 
@@ -53,9 +53,7 @@ def record_metric(job: Job, kind: str, step: int, epoch: float, values: dict[str
     MetricPoint.objects.update_or_create(
         job=job, kind=kind, step=step, defaults={"epoch": epoch, "values": values}
     )
-    send_job_event(
-        job.pk, {"type": "metric", "kind": kind, "step": step, "epoch": epoch, "values": values}
-    )
+    send_job_event(job.pk, metric_event(kind, step, epoch, values))
 
 
 def _not_finite(value: Any) -> bool:

@@ -2,6 +2,12 @@
 // each new point and status change. Points are kept one per (kind, step) — the server may send a
 // point both in the backlog and live — and never dropped. On a dropped connection it reconnects
 // with backoff and asks only for what it may have missed (?after=N).
+//
+// Messages, by `type` (the schema is jobs/events.py; change the two together):
+//   backlog  after, job {status, status_display, sub_status, current_step, total_steps},
+//            events [{id, status, sub_status, message, at}], metrics [{kind, step, epoch, values}]
+//   metric   kind ("train" | "eval"), step, epoch, values {metric name: number or null}
+//   status   status, sub_status, message
 (function () {
   "use strict";
   var root = document.getElementById("job-live");
