@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from html.parser import HTMLParser
 
 import pytest
 from django.contrib.auth.models import User
@@ -118,6 +119,78 @@ def test_the_buttons_follow_the_status(
     for label in hidden:
         assert f">{label}</button>" not in html
     assert f'href="/jobs/new/?clone={job.pk}">Clone</a>' in html
+
+
+class _Forms(HTMLParser):
+    """The page's forms: their attributes, inputs and button texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict] = []
+        self._in_form = self._in_button = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "form":
+            self.forms.append({"attrs": dict(attrs), "inputs": [], "buttons": []})
+            self._in_form = True
+        elif tag == "input" and self._in_form:
+            self.forms[-1]["inputs"].append(dict(attrs))
+        elif tag == "button" and self._in_form:
+            self.forms[-1]["buttons"].append({"attrs": dict(attrs), "text": ""})
+            self._in_button = True
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_form = self._in_form and tag != "form"
+        self._in_button = self._in_button and tag != "button"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_button:
+            self.forms[-1]["buttons"][-1]["text"] += data
+
+
+@pytest.mark.parametrize(
+    ("status", "offered"),
+    [
+        ("training", {"pause": ("Pause", None), "stop": ("Stop", "danger")}),
+        ("paused", {"resume": ("Resume", "primary"), "stop": ("Stop", "danger")}),
+    ],
+)
+def test_the_job_page_offers_the_actions_its_status_allows(
+    alice: User, alice_client: Client, status: str, offered: dict[str, tuple[str, str | None]]
+) -> None:
+    job = make_job(alice, 'arith "lr" <b>', status=status)
+    parser = _Forms()
+    parser.feed(alice_client.get(f"/jobs/{job.pk}/").content.decode())
+    prefix = f"/jobs/{job.pk}/actions/"
+    forms = {
+        f["attrs"]["action"].removeprefix(prefix).rstrip("/"): f
+        for f in parser.forms
+        if f["attrs"].get("action", "").startswith(prefix)
+    }
+    assert set(forms) == set(offered)
+    for action, (label, button_class) in offered.items():
+        form = forms[action]
+        url = f"{prefix}{action}/"
+        attrs = {k: v for k, v in form["attrs"].items() if k != "hx-confirm"}
+        assert attrs == {  # a plain POST without JavaScript; with htmx, in place
+            "method": "post",
+            "action": url,
+            "hx-post": url,
+            "hx-target": "#job-summary",
+            "hx-swap": "outerHTML",
+            "hx-sync": "closest .job-summary:replace",
+        }
+        [token] = form["inputs"]
+        assert token["type"] == "hidden" and token["name"] == "csrfmiddlewaretoken"
+        assert token["value"]
+        [button] = form["buttons"]
+        assert button["text"] == label and button["attrs"].get("class") == button_class
+        assert button["attrs"]["type"] == "submit"
+    # Stop asks first, through htmx (no inline handler: the CSP refuses them); the others do not.
+    assert forms["stop"]["attrs"]["hx-confirm"] == (
+        'Stop arith "lr" <b>? It ends at the next step boundary and keeps its best checkpoint.'
+    )
+    assert all("hx-confirm" not in f["attrs"] for a, f in forms.items() if a != "stop")
 
 
 def test_a_finished_job_links_its_output_model_and_rollouts(
