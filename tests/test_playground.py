@@ -17,7 +17,7 @@ from django.test import Client
 
 from jobs.models import Dataset, Job, ModelEntry
 from jobs.registry.services import register_model
-from playground import inference
+from playground.inference import pool as inference
 from playground.inference.pool import InferencePool
 from playground.logs import LogFilter, dataset_from_logs
 from playground.models import InvocationLog, PlaygroundSession
