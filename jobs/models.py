@@ -1,4 +1,5 @@
-"""Datasets and the model registry (jobs come with the training engine)."""
+"""The jobs app's tables: models in the registry, datasets, jobs and what they record (events,
+metric points, rollouts, checkpoints), and wizard drafts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""REST endpoints of the jobs app: the model registry."""
+"""REST endpoints of the model registry: list, register, retrieve, remove."""
 
 from __future__ import annotations
 

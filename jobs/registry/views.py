@@ -1,4 +1,5 @@
-"""Pages of the jobs app: the model registry (datasets and jobs arrive with their issues)."""
+"""Model registry pages: list, register (a hub id, or a directory for administrators), detail (with
+the job that trained it), remove, download as a zip, merge an adapter."""
 
 from __future__ import annotations
 
