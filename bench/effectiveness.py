@@ -28,10 +28,11 @@ from jobs.registry.loading import SamplingSettings, generate_answers, load_for_i
 from jobs.models import Job
 from jobs.datasets.storage import read_rows
 from jobs.datasets.formats import prompt_messages
+from jobs.training.hyperparameters import Hyperparameters
 job = Job.objects.order_by("-pk").first()
-hp = job.config["hyperparameters"]
-sampling = SamplingSettings(temperature=hp["temperature"], max_new_tokens=hp["inferenceMaxTokens"],
-                            seed=hp["seed"])
+hp = Hyperparameters.of_snapshot(job.config)
+sampling = SamplingSettings(temperature=hp.temperature, max_new_tokens=hp.inference_max_tokens,
+                            seed=hp.seed)
 prompts = [prompt_messages(row) for row in read_rows(job.validation_dataset.path)]
 lengths = {}
 for side, entry in (("base", job.base_model), ("tuned", job.output_model)):

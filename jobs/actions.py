@@ -101,7 +101,7 @@ def resume(job: Job) -> None:
     enqueue(job)
 
 
-def snapshot(job: Job, values: dict[str, Any], profile: str) -> dict[str, Any]:
+def snapshot(job: Job, hp: hyperparameters.Hyperparameters, profile: str) -> dict[str, Any]:
     base, data, reward = job.base_model, job.train_dataset, job.reward_version
     validation = job.validation_dataset
     return {
@@ -126,7 +126,7 @@ def snapshot(job: Job, values: dict[str, Any], profile: str) -> dict[str, Any]:
             "kind": reward.reward.kind,
             "pass_threshold": reward.pass_threshold,
         },
-        "hyperparameters": values,
+        "hyperparameters": hp.to_bedrock(),  # stored with Bedrock's names, as users gave them
     }
 
 
@@ -145,9 +145,10 @@ def create_job(
     """Check everything, freeze the config and queue the job on the `gpu` queue."""
     profile = profile or default_profile()
     values, errors = hyperparameters.resolve(given or {}, profile)
+    hp = hyperparameters.Hyperparameters.from_bedrock(values)
     if not errors:
         errors = preflight(
-            base_model, train_dataset, validation_dataset, validation_split, reward_version, values
+            base_model, train_dataset, validation_dataset, validation_split, reward_version, hp
         )
     if errors:
         raise JobConfigError(errors)
@@ -161,8 +162,8 @@ def create_job(
         reward_version=reward_version,
         hyperparameters=given or {},
     )
-    too_long = long_prompts(base_model, train_dataset, values["maxPromptLength"])
-    job.config = snapshot(job, values, profile)
+    too_long = long_prompts(base_model, train_dataset, hp.max_prompt_length)
+    job.config = snapshot(job, hp, profile)
     with transaction.atomic():
         job.save()
         if too_long:
@@ -170,7 +171,7 @@ def create_job(
                 job=job,
                 status=job.status,
                 message=f"{too_long} training rows are longer than maxPromptLength "
-                f"({values['maxPromptLength']} tokens) and will be skipped.",
+                f"({hp.max_prompt_length} tokens) and will be skipped.",
             )
         JobEvent.objects.create(job=job, status=job.status, message="Queued for a gpu worker.")
         audit(owner, "job.create", f"job {job.pk} {job.name}", base_model=base_model.name)

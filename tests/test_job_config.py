@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from jobs.actions import create_job
 from jobs.datasets.importer import register_dataset_file
 from jobs.models import Dataset, Job, ModelEntry
 from jobs.tasks import reap_stale_jobs
-from jobs.training.hyperparameters import resolve
+from jobs.training.hyperparameters import BY_NAME, PARAMS, Hyperparameters, resolve
 from jobs.training.preflight import JobConfigError
 from rewards.models import RewardFunction
 from rewards.services import create_reward
@@ -119,6 +121,49 @@ def test_the_hyperparameter_resolver_fills_gpu_defaults() -> None:
     values, errors = resolve({}, "gpu")
     assert not errors
     assert (values["batchSize"], values["learningRate"], values["loraRank"]) == (128, 1e-5, 32)
+
+
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_hyperparameters_round_trip_through_bedrock_names(profile: str) -> None:
+    values, errors = resolve({"learningRate": "5e-4", "loraDropout": 0, "maxSteps": 7.0}, profile)
+    assert not errors
+    hp = Hyperparameters.from_bedrock(values)
+    assert (hp.learning_rate, hp.lora_dropout, hp.max_steps) == (5e-4, 0.0, 7)
+    assert hp.batch_size == (128 if profile == "gpu" else 64)
+    # The stored snapshot keeps its names, values and order.
+    assert list(hp.to_bedrock().items()) == list(values.items())
+    assert Hyperparameters.of_snapshot({"profile": profile, "hyperparameters": values}) == hp
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hp.seed = 1  # type: ignore[misc]
+
+
+def test_each_hyperparameter_has_help_and_a_bedrock_name() -> None:
+    specs = dataclasses.fields(Hyperparameters)
+    assert [spec.metadata["bedrock_name"] for spec in specs] == [param.name for param in PARAMS]
+    for spec in specs:
+        camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), spec.name)
+        assert spec.metadata["bedrock_name"] == camel, spec.name
+        assert spec.metadata["help"].endswith("."), spec.name
+        param = BY_NAME[camel]
+        assert (param.attribute, param.help) == (spec.name, spec.metadata["help"])
+        for profile in ("cpu", "gpu"):
+            assert isinstance(param.default(profile), param.kind), (spec.name, profile)
+            if param.minimum is not None:
+                assert param.minimum <= param.default(profile) <= param.maximum, spec.name
+
+
+def test_an_unknown_hyperparameter_is_refused_by_name() -> None:
+    values, _ = resolve({}, "cpu")
+    with pytest.raises(ValueError, match="unknown hyperparameter: warmupSteps"):
+        Hyperparameters.from_bedrock({**values, "warmupSteps": 3})
+    assert resolve({"warmupSteps": 3}, "cpu")[1] == {"warmupSteps": "unknown hyperparameter"}
+
+
+def test_a_snapshot_from_before_final_model_existed_still_loads() -> None:
+    values, _ = resolve({}, "gpu")
+    del values["finalModel"]
+    hp = Hyperparameters.of_snapshot({"profile": "gpu", "hyperparameters": values})
+    assert (hp.final_model, hp.batch_size) == ("best", 128)
 
 
 def test_the_api_creates_a_job_and_reports_config_errors_by_field(

@@ -18,6 +18,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from jobs.events import metric_event, send_job_event
 from jobs.models import Checkpoint, Job, MetricPoint, Rollout
+from jobs.training.hyperparameters import Hyperparameters
 from jobs.training.reward_bridge import RewardBridge
 
 KEEP_BEST_CHECKPOINTS = 3
@@ -67,11 +68,13 @@ class JobCallback(TrainerCallback):
         bridge: RewardBridge,
         evaluate: Callable[[Any], dict[str, Any]],
         previous_seconds: float,
+        hp: Hyperparameters | None = None,
     ) -> None:
         self.job = job
         self.bridge = bridge
         self.evaluate = evaluate
-        self.hp = job.config["hyperparameters"]
+        # The engine passes the ones it resolved; benches and tests build a callback from a job.
+        self.hp = hp or Hyperparameters.of_snapshot(job.config)
         self.previous_seconds = previous_seconds
         self.started = time.monotonic()
         self.step_started = time.monotonic()
@@ -86,16 +89,16 @@ class JobCallback(TrainerCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> TrainerControl:
         step = state.global_step
-        if step % self.hp["evalInterval"] == 0 or step == state.max_steps:
+        if step % self.hp.eval_interval == 0 or step == state.max_steps:
             self.last_eval = self.evaluate(kwargs["model"])
             record_metric(self.job, "eval", step, state.epoch or 0.0, self.last_eval)
             control.should_save = True
         requested = Job.objects.filter(pk=self.job.pk).values_list("requested", flat=True).first()
-        budget = self.hp["maxWallClockMinutes"] * 60
+        budget = self.hp.max_wall_clock_minutes * 60
         if not requested and budget and self.training_seconds() >= budget:
             requested = Job.Request.PAUSE
             self.pause_reason = (
-                f"Paused: reached maxWallClockMinutes ({self.hp['maxWallClockMinutes']} min) "
+                f"Paused: reached maxWallClockMinutes ({self.hp.max_wall_clock_minutes} min) "
                 f"at step {step}. Resume to continue, or raise the budget in a clone."
             )
             Job.objects.filter(pk=self.job.pk).update(requested=requested)

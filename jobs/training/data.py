@@ -14,6 +14,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 from jobs.datasets.formats import prompt_messages
 from jobs.datasets.storage import read_rows
 from jobs.models import Job
+from jobs.training.hyperparameters import Hyperparameters
 
 Row = dict[str, Any]
 
@@ -25,11 +26,12 @@ class JobData:
     skipped_long: int  # training rows whose prompt exceeds maxPromptLength
 
 
-def split_rows(job: Job) -> tuple[list[Row], list[Row]]:
+def split_rows(job: Job, hp: Hyperparameters | None = None) -> tuple[list[Row], list[Row]]:
+    """Training and validation rows; `hp` defaults to the job's snapshot (for callers without)."""
     rows = read_rows(job.train_dataset.path)
     if job.validation_dataset is not None:
         return rows, read_rows(job.validation_dataset.path)
-    seed = job.config["hyperparameters"]["seed"]
+    seed = (hp or Hyperparameters.of_snapshot(job.config)).seed
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
     held_out = set(order[: math.ceil(len(rows) * job.validation_split)])
@@ -44,9 +46,9 @@ def prompt_length(tokenizer: PreTrainedTokenizerBase, row: Row) -> int:
     return len(ids["input_ids"] if isinstance(ids, dict) else ids)
 
 
-def prepare(job: Job, tokenizer: PreTrainedTokenizerBase) -> JobData:
-    train, validation = split_rows(job)
-    limit = job.config["hyperparameters"]["maxPromptLength"]
+def prepare(job: Job, tokenizer: PreTrainedTokenizerBase, hp: Hyperparameters) -> JobData:
+    train, validation = split_rows(job, hp)
+    limit = hp.max_prompt_length
     kept = [row for row in train if prompt_length(tokenizer, row) <= limit]
     return JobData(kept, validation, skipped_long=len(train) - len(kept))
 

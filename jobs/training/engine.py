@@ -22,6 +22,7 @@ from jobs.registry.loading import SamplingSettings, load_for_inference, load_tok
 from jobs.training.callback import JobCallback, record_metric
 from jobs.training.data import JobData, prepare, to_hf_dataset
 from jobs.training.evaluation import evaluate_loaded
+from jobs.training.hyperparameters import Hyperparameters
 from jobs.training.output import publish_output
 from jobs.training.reward_bridge import RewardBridge
 from rftconsole.paths import data_dir, safe_child
@@ -38,9 +39,9 @@ def job_dir(job: Job) -> Path:
     return safe_child(data_dir(), "jobs", str(job.pk))
 
 
-def sampling(hp: dict[str, Any]) -> SamplingSettings:
+def sampling(hp: Hyperparameters) -> SamplingSettings:
     return SamplingSettings(
-        temperature=hp["temperature"], max_new_tokens=hp["inferenceMaxTokens"], seed=hp["seed"]
+        temperature=hp.temperature, max_new_tokens=hp.inference_max_tokens, seed=hp.seed
     )
 
 
@@ -52,25 +53,24 @@ def load_base(job: Job) -> PreTrainedModel:
     return AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32)
 
 
-def grpo_config(job: Job, output_dir: Path, rows: int) -> GRPOConfig:
-    hp = job.config["hyperparameters"]
+def grpo_config(hp: Hyperparameters, output_dir: Path) -> GRPOConfig:
     cuda = torch.cuda.is_available()
     return GRPOConfig(
         output_dir=str(output_dir),
-        num_train_epochs=hp["epochCount"],
-        max_steps=hp["maxSteps"] or -1,
-        per_device_train_batch_size=hp["batchSize"],
-        num_generations=hp["trainingSamplePerPrompt"],
-        max_completion_length=hp["inferenceMaxTokens"],
-        learning_rate=hp["learningRate"],
+        num_train_epochs=hp.epoch_count,
+        max_steps=hp.max_steps or -1,
+        per_device_train_batch_size=hp.batch_size,
+        num_generations=hp.training_sample_per_prompt,
+        max_completion_length=hp.inference_max_tokens,
+        learning_rate=hp.learning_rate,
         lr_scheduler_type="constant",
-        temperature=hp["temperature"],
-        beta=hp["beta"],
-        loss_type=hp["lossType"],
-        seed=hp["seed"],
+        temperature=hp.temperature,
+        beta=hp.beta,
+        loss_type=hp.loss_type,
+        seed=hp.seed,
         logging_steps=1,
         save_strategy="steps",
-        save_steps=hp["evalInterval"],
+        save_steps=hp.eval_interval,
         report_to=[],
         use_cpu=not cuda,
         bf16=cuda and torch.cuda.is_bf16_supported(),
@@ -78,16 +78,16 @@ def grpo_config(job: Job, output_dir: Path, rows: int) -> GRPOConfig:
     )
 
 
-def peft_config(hp: dict[str, Any]) -> Any:
-    if hp["loraRank"] == 0:
+def peft_config(hp: Hyperparameters) -> Any:
+    if hp.lora_rank == 0:
         return None  # full fine-tuning
     from peft import LoraConfig
 
-    targets = hp["loraTargets"]
+    targets = hp.lora_targets
     return LoraConfig(
-        r=hp["loraRank"],
-        lora_alpha=hp["loraAlpha"],
-        lora_dropout=hp["loraDropout"],
+        r=hp.lora_rank,
+        lora_alpha=hp.lora_alpha,
+        lora_dropout=hp.lora_dropout,
         target_modules=targets
         if targets == "all-linear"
         else [t.strip() for t in targets.split(",")],
@@ -123,11 +123,11 @@ def failure_reason(error: Exception) -> str:
 
 
 def _run(job: Job) -> None:
-    hp = job.config["hyperparameters"]
+    hp = Hyperparameters.of_snapshot(job.config)  # resolved once; everything below reads it
     set_status(job, Job.Status.VALIDATING, "Reading the data")
     tokenizer = load_tokenizer(job.base_model.path)
-    data = prepare(job, tokenizer)
-    check_data(job, data)
+    data = prepare(job, tokenizer, hp)
+    check_data(job, data, hp)
     set_status(job, Job.Status.VALIDATING, "Loading the base model")
     model = load_base(job)
 
@@ -143,9 +143,9 @@ def _run(job: Job) -> None:
     if not MetricPoint.objects.filter(job=job, kind="eval", step=0).exists():
         set_status(job, Job.Status.EVALUATING, "Validating the base model (step 0)")
         record_metric(job, "eval", 0, 0.0, evaluate(model))
-    bridge = RewardBridge(job.reward_version, hp["trainingSamplePerPrompt"])
-    config = grpo_config(job, job_dir(job) / "checkpoints", len(data.train))
-    callback = JobCallback(job, bridge, evaluate, job.training_seconds)
+    bridge = RewardBridge(job.reward_version, hp.training_sample_per_prompt)
+    config = grpo_config(hp, job_dir(job) / "checkpoints")
+    callback = JobCallback(job, bridge, evaluate, job.training_seconds, hp=hp)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=bridge,
@@ -156,24 +156,23 @@ def _run(job: Job) -> None:
         callbacks=[callback],
     )
     trainer.remove_callback(PrinterCallback)  # metrics go to the database, not to stdout
-    total = trainer.get_train_dataloader().__len__() * hp["epochCount"]
+    total = trainer.get_train_dataloader().__len__() * hp.epoch_count
     resume_from = latest_checkpoint(job)
     set_status(
         job,
         Job.Status.TRAINING,
         f"Resuming from step {resume_from.rsplit('-', 1)[-1]}" if resume_from else "Training",
-        total_steps=min(total, hp["maxSteps"]) if hp["maxSteps"] else total,
+        total_steps=min(total, hp.max_steps) if hp.max_steps else total,
     )
     trainer.train(resume_from_checkpoint=resume_from)
-    finish(job, trainer, callback)
+    finish(job, trainer, callback, hp)
 
 
-def check_data(job: Job, data: JobData) -> None:
-    hp = job.config["hyperparameters"]
-    prompts_per_step = hp["batchSize"] // hp["trainingSamplePerPrompt"]
+def check_data(job: Job, data: JobData, hp: Hyperparameters) -> None:
+    prompts_per_step = hp.batch_size // hp.training_sample_per_prompt
     if len(data.train) < prompts_per_step:
         raise JobFailure(
-            f"Only {len(data.train)} training rows fit maxPromptLength ({hp['maxPromptLength']} "
+            f"Only {len(data.train)} training rows fit maxPromptLength ({hp.max_prompt_length} "
             f"tokens; {data.skipped_long} were longer): fewer than one batch of {prompts_per_step}."
         )
     if not data.validation:
@@ -184,11 +183,11 @@ def check_data(job: Job, data: JobData) -> None:
             Job.Status.VALIDATING,
             "Reading the data",
             f"{data.skipped_long} training rows are longer than maxPromptLength "
-            f"({hp['maxPromptLength']} tokens) and were skipped.",
+            f"({hp.max_prompt_length} tokens) and were skipped.",
         )
 
 
-def finish(job: Job, trainer: GRPOTrainer, callback: JobCallback) -> None:
+def finish(job: Job, trainer: GRPOTrainer, callback: JobCallback, hp: Hyperparameters) -> None:
     requested = Job.objects.filter(pk=job.pk).values_list("requested", flat=True).first()
     Job.objects.filter(pk=job.pk).update(requested="", training_seconds=callback.training_seconds())
     if requested == Job.Request.PAUSE:
@@ -202,7 +201,7 @@ def finish(job: Job, trainer: GRPOTrainer, callback: JobCallback) -> None:
             job, "eval", step, trainer.state.epoch or 0.0, callback.evaluate(trainer.model)
         )
     set_status(job, Job.Status.EVALUATING, "Saving the tuned model")
-    output, output_step = publish_output(job, trainer)
+    output, output_step = publish_output(job, trainer, hp)
     published = {"output_model": output, "output_step": output_step}
     if requested == Job.Request.STOP:
         message = (

@@ -1,20 +1,117 @@
 """Job hyperparameters: Bedrock's names and ranges as outer bounds, with CPU and GPU defaults.
 
-Each parameter carries its help line, so the wizard, the API schema and error messages all say the
-same thing. `resolve()` fills defaults and checks types and ranges, naming the field in every error.
+`Hyperparameters` is the one definition: a frozen dataclass whose fields carry, in their metadata,
+the Bedrock name, the help line, the bounds and both defaults. `PARAMS` and `BY_NAME` are derived
+from it, so the wizard, the API schema and error messages all say the same thing.
+
+Bedrock's camelCase names live only at the boundary: what users give, what the UI shows and the
+snapshot stored in `job.config["hyperparameters"]`. Code reads a `Hyperparameters` built once
+from that snapshot. `resolve()` fills defaults and checks types and ranges, naming the field (by
+its Bedrock name) in every error.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, get_type_hints
 
 Profile = str  # "cpu" or "gpu"
 LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo")
+FINAL_MODELS = ("best", "last")
+
+
+def _param(
+    bedrock_name: str,
+    cpu: Any,
+    gpu: Any,
+    minimum: float | None,
+    maximum: float | None,
+    text: str,
+) -> Any:
+    """A dataclass field without a default (defaults depend on the profile) but with its facts."""
+    metadata = {"bedrock_name": bedrock_name, "cpu": cpu, "gpu": gpu}
+    return field(metadata={**metadata, "minimum": minimum, "maximum": maximum, "help": text})
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """One job's resolved hyperparameters, like TRL's GRPOConfig: typed, snake_case, immutable."""
+
+    epoch_count: int = _param("epochCount", 3, 2, 1, 50, "Passes over the training prompts.")
+    batch_size: int = _param(
+        "batchSize", 64, 128, 16, 512, "Completions per step: prompts × samples per prompt."
+    )
+    learning_rate: float = _param("learningRate", 1e-3, 1e-5, 1e-7, 1e-3, "Optimizer step size.")
+    training_sample_per_prompt: int = _param(
+        "trainingSamplePerPrompt", 8, 8, 2, 16, "Answers sampled per prompt (the group)."
+    )
+    eval_interval: int = _param(
+        "evalInterval", 20, 20, 1, 100, "Validate (and checkpoint) every this many steps."
+    )
+    max_prompt_length: int = _param(
+        "maxPromptLength", 256, 1024, 16, 32768, "Longer prompts are truncated (flagged)."
+    )
+    inference_max_tokens: int = _param(
+        "inferenceMaxTokens", 48, 512, 1, 32768, "Most tokens sampled per answer."
+    )
+    temperature: float = _param(
+        "temperature", 1.0, 1.0, 0.1, 2.0, "Sampling temperature while training."
+    )
+    beta: float = _param(
+        "beta", 0.0, 0.0, 0.0, 1.0, "KL penalty to the base model (0: none, faster)."
+    )
+    loss_type: str = _param(
+        "lossType", "dapo", "dapo", None, None, "GRPO loss: dapo, grpo, dr_grpo or bnpo."
+    )
+    lora_rank: int = _param(
+        "loraRank", 16, 32, 0, 512, "LoRA rank; 0 trains all weights (full fine-tuning)."
+    )
+    lora_alpha: int = _param("loraAlpha", 32, 64, 1, 1024, "LoRA scaling numerator (alpha / rank).")
+    lora_dropout: float = _param("loraDropout", 0.0, 0.05, 0.0, 0.5, "Dropout on the LoRA layers.")
+    lora_targets: str = _param(
+        "loraTargets", "all-linear", "all-linear", None, None, "Modules with adapters."
+    )
+    seed: int = _param(
+        "seed", 0, 0, 0, 2**31 - 1, "Seed for sampling, shuffling and initialisation."
+    )
+    max_steps: int = _param(
+        "maxSteps", 0, 0, 0, 1_000_000, "Stop after this many steps (overrides epochs)."
+    )
+    max_wall_clock_minutes: int = _param(
+        "maxWallClockMinutes", 0, 0, 0, 10_080, "Pause when training time passes this."
+    )
+    final_model: str = _param(
+        "finalModel", "best", "best", None, None, "Output: best validation checkpoint or last."
+    )
+
+    @classmethod
+    def from_bedrock(cls, values: dict[str, Any], profile: Profile = "cpu") -> Hyperparameters:
+        """The typed view of resolved, Bedrock-named values (a job's stored snapshot).
+
+        Not re-checked against today's bounds: a job launched under older ones must still resume.
+        A name the snapshot lacks (jobs from before finalModel existed) takes `profile`'s default;
+        an unknown name is refused, since it would otherwise be silently ignored.
+        """
+        unknown = sorted(set(values) - BY_NAME.keys())
+        if unknown:
+            raise ValueError(f"unknown hyperparameter: {', '.join(unknown)}")
+        known = {**defaults(profile), **values}
+        return cls(**{param.attribute: known[param.name] for param in PARAMS})
+
+    @classmethod
+    def of_snapshot(cls, config: dict[str, Any]) -> Hyperparameters:
+        """From a job's `config` snapshot, with the defaults of the profile it ran on."""
+        return cls.from_bedrock(config["hyperparameters"], config.get("profile", "cpu"))
+
+    def to_bedrock(self) -> dict[str, Any]:
+        """Bedrock-named values in the canonical order: for the API, the UI and the snapshot."""
+        return {param.name: getattr(self, param.attribute) for param in PARAMS}
 
 
 @dataclass(frozen=True)
 class Param:
+    """One hyperparameter as the boundary sees it: `name` is the Bedrock name users type."""
+
     name: str
     kind: type
     cpu: Any
@@ -22,35 +119,30 @@ class Param:
     minimum: float | None
     maximum: float | None
     help: str
+    attribute: str  # the Hyperparameters field
 
     def default(self, profile: Profile) -> Any:
         return self.gpu if profile == "gpu" else self.cpu
 
 
-PARAMS: list[Param] = [
-    Param("epochCount", int, 3, 2, 1, 50, "Passes over the training prompts."),
-    Param(
-        "batchSize", int, 64, 128, 16, 512, "Completions per step: prompts × samples per prompt."
-    ),
-    Param("learningRate", float, 1e-3, 1e-5, 1e-7, 1e-3, "Optimizer step size."),
-    Param("trainingSamplePerPrompt", int, 8, 8, 2, 16, "Answers sampled per prompt (the group)."),
-    Param("evalInterval", int, 20, 20, 1, 100, "Validate (and checkpoint) every this many steps."),
-    Param("maxPromptLength", int, 256, 1024, 16, 32768, "Longer prompts are truncated (flagged)."),
-    Param("inferenceMaxTokens", int, 48, 512, 1, 32768, "Most tokens sampled per answer."),
-    Param("temperature", float, 1.0, 1.0, 0.1, 2.0, "Sampling temperature while training."),
-    Param("beta", float, 0.0, 0.0, 0.0, 1.0, "KL penalty to the base model (0: none, faster)."),
-    Param("lossType", str, "dapo", "dapo", None, None, "GRPO loss: dapo, grpo, dr_grpo or bnpo."),
-    Param("loraRank", int, 16, 32, 0, 512, "LoRA rank; 0 trains all weights (full fine-tuning)."),
-    Param("loraAlpha", int, 32, 64, 1, 1024, "LoRA scaling numerator (alpha / rank)."),
-    Param("loraDropout", float, 0.0, 0.05, 0.0, 0.5, "Dropout on the LoRA layers."),
-    Param("loraTargets", str, "all-linear", "all-linear", None, None, "Modules with adapters."),
-    Param("seed", int, 0, 0, 0, 2**31 - 1, "Seed for sampling, shuffling and initialisation."),
-    Param("maxSteps", int, 0, 0, 0, 1_000_000, "Stop after this many steps (overrides epochs)."),
-    Param("maxWallClockMinutes", int, 0, 0, 0, 10_080, "Pause when training time passes this."),
-    Param(
-        "finalModel", str, "best", "best", None, None, "Output: best validation checkpoint or last."
-    ),
-]
+def _params() -> list[Param]:
+    kinds = get_type_hints(Hyperparameters)  # the annotations are strings (future annotations)
+    return [
+        Param(
+            name=spec.metadata["bedrock_name"],
+            kind=kinds[spec.name],
+            cpu=spec.metadata["cpu"],
+            gpu=spec.metadata["gpu"],
+            minimum=spec.metadata["minimum"],
+            maximum=spec.metadata["maximum"],
+            help=spec.metadata["help"],
+            attribute=spec.name,
+        )
+        for spec in fields(Hyperparameters)
+    ]
+
+
+PARAMS: list[Param] = _params()
 BY_NAME = {param.name: param for param in PARAMS}
 
 
@@ -75,8 +167,34 @@ def _coerce(param: Param, value: Any) -> Any:
     raise ValueError(f"must be {'an integer' if param.kind is int else 'a number'}")
 
 
+def _checked(param: Param, value: Any) -> Any:
+    """The value coerced to the parameter's kind and within its bounds, or ValueError."""
+    value = _coerce(param, value)
+    if param.minimum is not None and not param.minimum <= value <= param.maximum:  # type: ignore[operator]
+        raise ValueError(f"must be between {param.minimum:g} and {param.maximum:g}")
+    return value
+
+
+def _cross_checks(hp: Hyperparameters) -> dict[str, str]:
+    """Rules beyond one value's bounds, keyed by Bedrock name like every other error."""
+    errors = {}
+    if hp.loss_type not in LOSS_TYPES:
+        errors["lossType"] = f"must be one of {', '.join(LOSS_TYPES)}"
+    if hp.final_model not in FINAL_MODELS:
+        errors["finalModel"] = "must be best or last"
+    if hp.batch_size % hp.training_sample_per_prompt:
+        errors["batchSize"] = (
+            f"batchSize ({hp.batch_size}) must be divisible by trainingSamplePerPrompt "
+            f"({hp.training_sample_per_prompt}): each step samples whole groups"
+        )
+    return errors
+
+
 def resolve(given: dict[str, Any], profile: Profile) -> tuple[dict[str, Any], dict[str, str]]:
-    """Defaults for what is missing; returns (values, errors by field name)."""
+    """Defaults for what is missing; returns (Bedrock-named values, errors by Bedrock name).
+
+    A value that fails its check keeps the default, so the cross-field rules still run.
+    """
     values, errors = defaults(profile), {}
     if not isinstance(given, dict):
         return values, {"hyperparameters": "must be an object of name: value pairs"}
@@ -86,21 +204,8 @@ def resolve(given: dict[str, Any], profile: Profile) -> tuple[dict[str, Any], di
             errors[name] = "unknown hyperparameter"
             continue
         try:
-            value = _coerce(param, value)
+            values[name] = _checked(param, value)
         except ValueError as error:
             errors[name] = str(error)
-            continue
-        if param.minimum is not None and not param.minimum <= value <= param.maximum:  # type: ignore[operator]
-            errors[name] = f"must be between {param.minimum:g} and {param.maximum:g}"
-            continue
-        values[name] = value
-    if values["lossType"] not in LOSS_TYPES:
-        errors["lossType"] = f"must be one of {', '.join(LOSS_TYPES)}"
-    if values["finalModel"] not in ("best", "last"):
-        errors["finalModel"] = "must be best or last"
-    if values["batchSize"] % values["trainingSamplePerPrompt"]:
-        errors["batchSize"] = (
-            f"batchSize ({values['batchSize']}) must be divisible by trainingSamplePerPrompt "
-            f"({values['trainingSamplePerPrompt']}): each step samples whole groups"
-        )
+    errors.update(_cross_checks(Hyperparameters.from_bedrock(values)))
     return values, errors

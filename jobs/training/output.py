@@ -9,6 +9,7 @@ from trl import GRPOTrainer
 
 from jobs.models import Checkpoint, Job, ModelEntry
 from jobs.registry.services import free_model_name, register_produced
+from jobs.training.hyperparameters import Hyperparameters
 from rftconsole.paths import models_dir, safe_child
 
 
@@ -22,9 +23,14 @@ def best_checkpoint(job: Job) -> Checkpoint | None:
     return max(candidates, key=lambda c: (c.validation_reward, c.step), default=None)
 
 
-def publish_output(job: Job, trainer: GRPOTrainer) -> tuple[ModelEntry, int]:
-    """Register the best checkpoint (validation reward) as a tuned model; return it and its step."""
-    last_wanted = job.config["hyperparameters"].get("finalModel") == "last"
+def publish_output(
+    job: Job, trainer: GRPOTrainer, hp: Hyperparameters | None = None
+) -> tuple[ModelEntry, int]:
+    """Register the best checkpoint (validation reward) as a tuned model; return it and its step.
+
+    `hp` defaults to the job's snapshot, for callers that publish without running the engine.
+    """
+    last_wanted = (hp or Hyperparameters.of_snapshot(job.config)).final_model == "last"
     best = None if last_wanted else best_checkpoint(job)
     if best is not None and best.step != trainer.state.global_step:
         trainer._load_from_checkpoint(

@@ -15,6 +15,7 @@ from typing import Any
 from jobs.datasets.storage import iter_rows
 from jobs.datasets.tools import prompt_lengths
 from jobs.models import Dataset, ModelEntry
+from jobs.training.hyperparameters import Hyperparameters
 from rewards.models import RewardVersion
 from rewards.scoring import score_batch
 from rewards.types import RewardConfigError, Sample
@@ -47,27 +48,27 @@ def preflight(
     validation: Dataset | None,
     split: float,
     reward: RewardVersion,
-    values: dict[str, Any],
+    hp: Hyperparameters,
 ) -> dict[str, str]:
     errors: dict[str, str] = {}
     if base.status != ModelEntry.Status.READY:
         errors["base_model"] = f"model {base.name!r} is {base.get_status_display().lower()}"
-    needed = values["maxPromptLength"] + values["inferenceMaxTokens"]
+    needed = hp.max_prompt_length + hp.inference_max_tokens
     if base.context_length and needed > base.context_length:
-        errors["inferenceMaxTokens"] = (
-            f"maxPromptLength ({values['maxPromptLength']}) + inferenceMaxTokens "
-            f"({values['inferenceMaxTokens']}) = {needed} tokens exceeds the context of "
+        errors["inferenceMaxTokens"] = (  # errors name fields as users type them: Bedrock's names
+            f"maxPromptLength ({hp.max_prompt_length}) + inferenceMaxTokens "
+            f"({hp.inference_max_tokens}) = {needed} tokens exceeds the context of "
             f"{base.name!r} ({base.context_length} tokens)"
         )
     if validation is None and not 0.0 < split < 0.5:
         errors["validation_split"] = "without a validation dataset, hold out between 0 and 0.5"
-    prompts_per_step = values["batchSize"] // values["trainingSamplePerPrompt"]
+    prompts_per_step = hp.batch_size // hp.training_sample_per_prompt
     rows = train_row_count(dataset, validation, split)
     if rows < prompts_per_step:
         errors["train_dataset"] = (
             f"{rows} training rows are fewer than one batch ({prompts_per_step} prompts = "
-            f"batchSize {values['batchSize']} / trainingSamplePerPrompt "
-            f"{values['trainingSamplePerPrompt']})"
+            f"batchSize {hp.batch_size} / trainingSamplePerPrompt "
+            f"{hp.training_sample_per_prompt})"
         )
     reward_error = reward_dry_run(reward, dataset)
     if reward_error:

@@ -141,22 +141,27 @@ class Plan:
     validation: Dataset | None
     split: float
     version: RewardVersion
-    values: dict[str, Any]
+    hp: hyperparameters.Hyperparameters
     given: dict[str, Any]
     profile: str
 
+    @property
+    def values(self) -> dict[str, Any]:
+        """Bedrock-named, as the review page shows them (the UI speaks Bedrock's names)."""
+        return self.hp.to_bedrock()
+
     def estimate(self) -> dict[str, Any]:
         rows = train_row_count(self.train, self.validation, self.split)
-        prompts = self.values["batchSize"] // self.values["trainingSamplePerPrompt"]
-        steps = math.ceil(rows / prompts) * self.values["epochCount"]
-        if self.values["maxSteps"]:
-            steps = min(steps, self.values["maxSteps"])
+        prompts = self.hp.batch_size // self.hp.training_sample_per_prompt
+        steps = math.ceil(rows / prompts) * self.hp.epoch_count
+        if self.hp.max_steps:
+            steps = min(steps, self.hp.max_steps)
         per_step = seconds_per_step(self.base)
         return {
             "rows": rows,
             "prompts_per_step": prompts,
             "steps": steps,
-            "validations": steps // self.values["evalInterval"] + 2,
+            "validations": steps // self.hp.eval_interval + 2,
             "seconds_per_step": per_step,
             "minutes": round(steps * per_step / 60, 1) if per_step else None,
         }
@@ -176,10 +181,11 @@ def plan(draft: JobDraft) -> Plan | None:
         return None
     given = data.get("hyperparameters") or {}
     profile = default_profile()
-    values, _ = hyperparameters.resolve(given, profile)
+    values, _ = hyperparameters.resolve(given, profile)  # errors show on the step that has them
+    hp = hyperparameters.Hyperparameters.from_bedrock(values)
     split = float(data.get("validation_split") or 0.1)
     name = data.get("name", "")
-    return Plan(name, base, train, validation, split, version, values, given, profile)
+    return Plan(name, base, train, validation, split, version, hp, given, profile)
 
 
 def seconds_per_step(base: ModelEntry) -> float | None:
