@@ -299,7 +299,7 @@ def test_a_number_typed_oddly_in_a_link_gets_an_answer_not_a_500(
     for link in _number_links(job):
         response = alice_client.get(link.format(typed, typed))
         assert response.status_code in (200, 302, 400, 404), (link, response.status_code)
-        record(REPORT, f"GET {link.format(typed, typed)}", response.status_code, "nothing")
+        record(*REPORT, f"GET {link.format(typed, typed)}", response.status_code, False)
 
 
 def test_the_same_links_with_plain_numbers_work(alice_client: Client, alice: User) -> None:
