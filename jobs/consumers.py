@@ -10,7 +10,6 @@ gets only the points after step N.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,20 +20,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from jobs.events import BacklogEvent, backlog_event, job_group, job_state, point, timeline_entry
 from jobs.models import Job, JobEvent, MetricPoint
 from rftconsole.ownership import owned
-
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_NOT_FOUND = 4404
-
-
-def finite(value: Any) -> Any:
-    """JSON that browsers can parse: NaN and ±Infinity (a diverged loss) become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [finite(item) for item in value]
-    return value
+from rftconsole.parsers import json_safe
+from rftconsole.websockets import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
 
 
 def backlog(job_id: int, after: int | None) -> BacklogEvent:
@@ -99,4 +86,4 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
 
     @classmethod
     async def encode_json(cls, content: Any) -> str:
-        return json.dumps(finite(content), allow_nan=False)
+        return json.dumps(json_safe(content), allow_nan=False)

@@ -12,9 +12,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from jobs.consumers import finite
 from jobs.models import Job, MetricPoint, Rollout
 from jobs.training.hyperparameters import BY_NAME
+from rftconsole.parsers import json_safe
 
 LIVE = (Job.Status.QUEUED, *Job.ACTIVE)  # a page showing these keeps refreshing
 ZERO_STD_HINT = 0.5  # frac_reward_zero_std above this: most groups had nothing to learn from
@@ -62,7 +62,7 @@ def accuracy_of(points: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def latest_train_values(job: Job) -> dict[str, Any]:
     point = MetricPoint.objects.filter(job=job, kind="train").order_by("-step").first()
-    return finite(point.values) if point else {}
+    return json_safe(point.values) if point else {}
 
 
 def zero_std_hint(values: dict[str, Any]) -> bool:

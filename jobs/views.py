@@ -16,7 +16,6 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from jobs import actions
-from jobs.consumers import finite
 from jobs.models import Job, MetricPoint, Rollout
 from jobs.summary import (
     FILTERS,
@@ -32,7 +31,7 @@ from jobs.summary import (
     zero_std_hint,
 )
 from rftconsole.ownership import get_owned_or_404, owned
-from rftconsole.parsers import parse_int
+from rftconsole.parsers import json_safe, parse_int
 
 ACTIONS: dict[str, tuple[Callable[[Job], None], str]] = {
     "stop": (actions.request_stop, "Stop requested."),
@@ -190,4 +189,4 @@ def job_compare(request: HttpRequest) -> HttpResponse:
 
 
 def _pick(values: dict[str, object]) -> dict[str, object]:
-    return finite({key: values[key] for key in COMPARE_KEYS if key in values})
+    return json_safe({key: values[key] for key in COMPARE_KEYS if key in values})

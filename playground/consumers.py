@@ -29,7 +29,6 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth.models import AnonymousUser
 
-from jobs.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, finite
 from jobs.models import ModelEntry
 from jobs.registry.loading import ModelLoadError
 from playground import sessions
@@ -39,7 +38,8 @@ from playground.inference.types import Delta, GenerationError, Sampling
 from playground.models import PlaygroundSession
 from playground.v1.responses import create_invocation_log
 from rftconsole.ownership import owned
-from rftconsole.parsers import strict_loads
+from rftconsole.parsers import json_safe, strict_loads
+from rftconsole.websockets import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
 
 
 def owned_session(user: Any, session_id: int) -> PlaygroundSession | None:
@@ -115,7 +115,7 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
 
     @classmethod
     async def encode_json(cls, content: Any) -> str:
-        return json.dumps(finite(content), allow_nan=False, ensure_ascii=False)
+        return json.dumps(json_safe(content), allow_nan=False, ensure_ascii=False)
 
     # --- feedback -------------------------------------------------------------------------------
     async def feedback(self, content: dict[str, Any]) -> None:
