@@ -1,5 +1,6 @@
 """Shared pieces of the benchmark scripts: data directories, a console started like `make up`,
-a signed-in HTTP session, the plain TRL script, percentiles and the verdict line.
+a signed-in HTTP session, the plain TRL script's command line, the programs of bench/scripts/,
+percentiles and the verdict line.
 
 Not a benchmark itself. Every script imports it (`bench/` is on `sys.path` when a script runs).
 """
@@ -25,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# The programs the benches run in another process (`python FILE ...` or `manage.py shell -c TEXT`),
+# each a module of its own; their docstrings say how each is run and parametrised.
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
 STARTER_CACHE = os.environ.get("RFT_STARTER_CACHE", str(ROOT / ".cache/starter"))
 ADMIN_PASSWORD = "bench-only-password"  # noqa: S105 - a throwaway console's admin
 # The starter objects belong to the first admin (password from DJANGO_SUPERUSER_PASSWORD).
@@ -64,12 +68,29 @@ def prepare_data_dir(env: dict[str, str]) -> None:
         subprocess.run(manage(*command), env=env, check=True, capture_output=True)
 
 
-def shell(env: dict[str, str], code: str) -> Any:
-    """Run `code` in `manage.py shell` and parse its last line of output as JSON."""
+def script(name: str) -> str:
+    """The text of bench/scripts/<name>.py: what `manage.py shell -c` runs (it takes no arguments,
+    so such a script reads its parameters from the environment)."""
+    return (SCRIPTS / f"{name}.py").read_text()
+
+
+def shell(env: dict[str, str], code: str, **variables: str) -> Any:
+    """Run `code` in `manage.py shell`, with `variables` added to `env`, and parse its last line
+    of output as JSON."""
     done = subprocess.run(
-        manage("shell", "-c", code), env=env, check=True, capture_output=True, text=True
-    )
+        manage("shell", "-c", code), env={**env, **variables}, check=True, capture_output=True,
+        text=True,
+    )  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def replay_command(
+    env: dict[str, str], job: int, steps: int, pause: float
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a callback replay (bench/scripts/callback_replay.py)
+    of `steps` points on `job`, `pause` seconds apart, in `manage.py shell`."""
+    variables = {"BENCH_JOB": str(job), "BENCH_STEPS": str(steps), "BENCH_PAUSE": str(pause)}
+    return manage("shell", "-c", script("callback_replay")), {**env, **variables}
 
 
 def starter_artifacts() -> Path:
@@ -128,8 +149,8 @@ class Console:
     def session(self) -> Session:
         return Session(self.url, "admin", ADMIN_PASSWORD)
 
-    def shell(self, code: str) -> Any:
-        return shell(self.env, code)
+    def shell(self, code: str, **variables: str) -> Any:
+        return shell(self.env, code, **variables)
 
 
 class Session:
@@ -198,63 +219,14 @@ TRAINING_SETTINGS: dict[str, Any] = {
     "evalInterval": 100,  # no validation inside the measured steps
 }
 
-# A plain TRL script with the engine's settings for the same hyperparameters (see
-# jobs/training/engine.py: grpo_config, peft_config). bf16 is set as the engine sets it: off on a
-# CPU. TRL's own default is on, which changes the numerics and, after ~20 steps, the sampled
-# answers. Step time is measured like the engine's `step_seconds`: from one logged step to the
-# next, so both sides count everything the trainer does between two steps.
-PLAIN_TRL = r"""
-import json, resource, sys, time
-import torch
-from datasets import Dataset
-from peft import LoraConfig
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-from trl import GRPOConfig, GRPOTrainer
-from rewards.graders.simple import final_answer_match
-
-model_dir, rows_file, out_dir = sys.argv[1], sys.argv[2], sys.argv[4]
-steps, s = int(sys.argv[3]), json.loads(sys.argv[5])
-rows = [json.loads(line) for line in open(rows_file) if line.strip()]
-def prompt(row):
-    users = [i for i, m in enumerate(row["messages"]) if m["role"] == "user"]
-    return row["messages"][: users[-1] + 1]
-data = Dataset.from_list([{"prompt": prompt(r), "row": json.dumps(r)} for r in rows])
-def reward(prompts, completions, row, **_):
-    return [final_answer_match(c[0]["content"] if isinstance(c, list) else c, json.loads(r)).score
-            for c, r in zip(completions, row)]
-reward.__name__ = "reward"
-class Clock(TrainerCallback):
-    def __init__(self): self.times, self.last = [], time.monotonic()
-    def on_log(self, args, state, control, logs=None, **k):
-        if logs and "reward" in logs:
-            now = time.monotonic(); self.times.append(now - self.last); self.last = now
-clock = Clock()
-tokenizer = AutoTokenizer.from_pretrained(model_dir)
-tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-tokenizer.padding_side = "left"
-cuda = torch.cuda.is_available()
-config = GRPOConfig(output_dir=out_dir, max_steps=steps, per_device_train_batch_size=s["batchSize"],
-    num_generations=s["trainingSamplePerPrompt"], max_completion_length=s["inferenceMaxTokens"],
-    learning_rate=s["learningRate"], lr_scheduler_type="constant", temperature=s["temperature"],
-    beta=0.0, loss_type="dapo", seed=s["seed"], logging_steps=1, save_strategy="no", report_to=[],
-    use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(), disable_tqdm=True)
-trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
-    reward_funcs=[reward], args=config, train_dataset=data, processing_class=tokenizer,
-    peft_config=LoraConfig(r=s["loraRank"], lora_alpha=s["loraAlpha"], lora_dropout=0.0,
-                           target_modules="all-linear", task_type="CAUSAL_LM"),
-    callbacks=[clock])
-trainer.train()
-rewards = [e["reward"] for e in trainer.state.log_history if "reward" in e]
-peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"step_seconds": clock.times, "rewards": rewards, "peak_rss_kb": peak_kb}))
-"""
-
 
 def plain_trl_argv(steps: int, out_dir: str | Path, settings: dict[str, Any]) -> list[str]:
-    """The plain script's command line: the starter model on the arithmetic training rows."""
+    """The plain TRL script's command line (bench/scripts/plain_trl.py: `trl.GRPOTrainer` with the
+    engine's settings for the same hyperparameters): the starter model on the arithmetic training
+    rows. Run it with `environment(...)`, which puts the repository root on PYTHONPATH."""
     artifacts = starter_artifacts()
     return [
-        sys.executable, "-c", PLAIN_TRL, str(artifacts / "models" / "starter"),
+        sys.executable, str(SCRIPTS / "plain_trl.py"), str(artifacts / "models" / "starter"),
         str(artifacts / "datasets" / "arithmetic-train.jsonl"), str(steps), str(out_dir),
         json.dumps(settings),
     ]  # fmt: skip
@@ -302,56 +274,6 @@ class EmbeddedRedis:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=30)
-
-
-# What the trainer does at each logged step, without the training: the reward call through the
-# real bridge, then the real `JobCallback.on_log` (rollouts and the metric point stored, the live
-# event sent). Run with `manage.py shell` in a console's data dir; prints {step: wall time at
-# on_log entry}. Format with job, steps and pause (seconds between steps).
-CALLBACK_REPLAY = r"""
-import json, time
-from transformers import TrainerState
-from jobs.models import Job
-from jobs.datasets.storage import read_rows
-from jobs.training.callback import JobCallback
-from jobs.training.reward_bridge import RewardBridge
-job = Job.objects.get(pk={job})
-rows = read_rows(job.train_dataset.path)[:8]
-bridge = RewardBridge(job.reward_version, 8)
-callback = JobCallback(job, bridge, lambda model: {{}}, 0.0)
-state = TrainerState()
-prompts = [row["messages"] for row in rows for _ in range(8)]
-completions = [[{{"role": "assistant", "content": f"So: #### {{i}}"}}] for i in range(64)]
-row_json = [json.dumps(row) for row in rows for _ in range(8)]
-logs = {{"loss": 0.01, "grad_norm": 0.5, "learning_rate": 0.001, "num_tokens": 1000.0,
-        "completions/mean_length": 12.0, "completions/max_length": 40.0, "entropy": 1.2,
-        "completions/clipped_ratio": 0.0, "reward": 0.3, "reward_std": 0.4,
-        "frac_reward_zero_std": 0.25}}
-stamps = {{}}
-for step in range(1, {steps} + 1):
-    bridge(prompts, completions, row_json)
-    state.global_step, state.epoch = step, step / 63
-    stamps[step] = time.time()
-    callback.on_log(None, state, None, logs=dict(logs))
-    time.sleep({pause})
-print(json.dumps(stamps))
-"""
-
-# A job of the admin's on the arithmetic demo, created but not queued (no worker will train it):
-# the target of a callback replay. Prints {"job": id}.
-UNQUEUED_JOB = r"""
-import json
-from jobs.models import Dataset, ModelEntry
-from jobs.actions import create_job
-from rewards.models import RewardFunction
-from rftconsole.cli import first_admin
-admin = first_admin()
-job = create_job(admin, "bench-replay", ModelEntry.objects.get(owner=admin, name="starter"),
-                 Dataset.objects.get(owner=admin, name="arithmetic-train"),
-                 RewardFunction.objects.get(owner=admin, name="arithmetic").latest_version(),
-                 Dataset.objects.get(owner=admin, name="arithmetic-validation"), launch=False)
-print(json.dumps({"job": job.pk}))
-"""
 
 
 def job_request(name: str, steps: int, **hyperparameters: Any) -> dict[str, Any]:

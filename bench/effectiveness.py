@@ -18,30 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from common import ROOT, environment, manage, mark, prepare_data_dir, shell
-
-# The base and the published model answer the validation prompts as the job's validation does
-# (same sampling and seed); prints their mean answer length in tokens.
-LENGTHS = r"""
-import json
-from jobs.registry.loading import SamplingSettings, generate_answers, load_for_inference
-from jobs.models import Job
-from jobs.datasets.storage import read_rows
-from jobs.datasets.formats import prompt_messages
-from jobs.training.hyperparameters import Hyperparameters
-job = Job.objects.order_by("-pk").first()
-hp = Hyperparameters.of_snapshot(job.config)
-sampling = SamplingSettings(temperature=hp.temperature, max_new_tokens=hp.inference_max_tokens,
-                            seed=hp.seed)
-prompts = [prompt_messages(row) for row in read_rows(job.validation_dataset.path)]
-lengths = {}
-for side, entry in (("base", job.base_model), ("tuned", job.output_model)):
-    model, tokenizer = load_for_inference(entry)
-    answers = generate_answers(model, tokenizer, prompts, sampling)
-    tokens = [len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers]
-    lengths[side] = sum(tokens) / len(tokens)
-print(json.dumps(lengths))
-"""
+from common import ROOT, environment, manage, mark, prepare_data_dir, script, shell
 
 
 def run_task(task: str) -> dict:
@@ -55,7 +32,8 @@ def run_task(task: str) -> dict:
         )  # fmt: skip
         summary = json.loads(done.stdout.strip().splitlines()[-1])
         summary["wall_seconds"] = round(time.monotonic() - started, 1)
-        summary["lengths"] = shell(env, LENGTHS)
+        # the base and the published model answer the validation prompts again: answer lengths
+        summary["lengths"] = shell(env, script("lengths"))
         return summary
 
 

@@ -35,17 +35,10 @@ from common import (
     mark,
     plain_trl_argv,
     prepare_data_dir,
+    script,
     shell,
 )
 
-OURS = r"""
-import json
-from jobs.models import Job, MetricPoint
-job = Job.objects.order_by("-pk").first()
-points = MetricPoint.objects.filter(job=job, kind="train").order_by("step")
-print(json.dumps({"step_seconds": [p.values["step_seconds"] for p in points],
-                  "rewards": [p.values["reward_mean"] for p in points]}))
-"""
 Stats = dict[tuple[str, int, str], tuple]  # pstats: function → (cc, nc, tt, ct, callers)
 
 
@@ -66,7 +59,7 @@ def ours(steps: int, data_dir: Path, profile: Path | None = None) -> dict:
         command[1:1] = ["-m", "cProfile", "-o", str(profile)]
     with EmbeddedRedis(data_dir):  # live events on, as under `up`
         subprocess.run(command, env=env, check=True, capture_output=True)
-    return shell(env, OURS)
+    return shell(env, script("our_steps"))
 
 
 def plain(steps: int, data_dir: Path) -> dict:

@@ -4,8 +4,8 @@ Starts a console like `make up` and sends a training job (the arithmetic demo wi
 settings, `--steps` steps) to its `gpu` Celery worker through the REST API. Meanwhile a thread
 samples, every 50 ms with psutil, the RSS of the worker's whole process tree: Celery's main
 process and the pool process that trains (plus any reward sandbox it starts). Then the plain TRL
-script of bench/engine_overhead.py runs the same model, data, settings and steps, sampled the
-same way.
+script (bench/scripts/plain_trl.py, as engine_overhead.py runs it) runs the same model, data,
+settings and steps, sampled the same way.
 
 A sum of RSS counts twice the pages that Celery's main process shares with the pool process it
 forked (Django and the apps are imported before the fork; copy-on-write), so the worker's cost is

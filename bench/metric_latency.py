@@ -31,31 +31,9 @@ from typing import Any
 
 import redis
 import websockets
-from common import (
-    CALLBACK_REPLAY,
-    UNQUEUED_JOB,
-    Console,
-    job_request,
-    manage,
-    mark,
-    percentile,
-)
+from common import SCRIPTS, Console, job_request, mark, percentile, replay_command, script
 
 PAUSE = 0.1  # seconds between points: 10 per second, faster than any real training step
-PUBLISHER = r"""
-import json, sys, time
-import redis
-client = redis.Redis(unix_socket_path=sys.argv[1])
-for n in range(int(sys.argv[2])):
-    client.publish("bench", json.dumps({"n": n, "sent": time.time()}))
-    time.sleep(float(sys.argv[3]))
-"""
-CREATED_AT = r"""
-import json
-from jobs.models import MetricPoint
-print(json.dumps([[p.kind, p.step, p.created_at.timestamp()]
-                  for p in MetricPoint.objects.filter(job_id={job})]))
-"""
 Received = dict[tuple[str, int], float]
 
 
@@ -76,8 +54,10 @@ def raw_redis(console: Console, points: int) -> list[float]:
 
     reader = threading.Thread(target=listen)
     reader.start()
-    subprocess.run([sys.executable, "-c", PUBLISHER, socket_path, str(points), str(PAUSE)],
-                   check=True)  # fmt: skip
+    publisher = SCRIPTS / "publisher.py"
+    subprocess.run(
+        [sys.executable, str(publisher), socket_path, str(points), str(PAUSE)], check=True
+    )
     reader.join()
     pubsub.close()
     return latencies
@@ -107,16 +87,14 @@ async def listen_while(
 
 
 async def replay(console: Console, points: int, job: int) -> dict[int, float]:
-    code = CALLBACK_REPLAY.format(job=job, steps=points, pause=PAUSE)
-    process = await asyncio.create_subprocess_exec(
-        *manage("shell", "-c", code), env=console.env, stdout=subprocess.PIPE
-    )
+    argv, env = replay_command(console.env, job, points, PAUSE)
+    process = await asyncio.create_subprocess_exec(*argv, env=env, stdout=subprocess.PIPE)
     out, _ = await process.communicate()
     return {int(step): sent for step, sent in json.loads(out.decode().splitlines()[-1]).items()}
 
 
 def callback_replay(console: Console, cookie: str, points: int) -> list[float]:
-    job = console.shell(UNQUEUED_JOB)["job"]
+    job = console.shell(script("unqueued_job"))["job"]
     received, sent = asyncio.run(
         listen_while(console, cookie, job, lambda: replay(console, points, job))
     )
@@ -134,7 +112,7 @@ def real_job(console: Console, cookie: str, steps: int) -> tuple[list[float], in
 
     received, final = asyncio.run(listen_while(console, cookie, job, train))
     assert final["status"] == "completed", final
-    created = console.shell(CREATED_AT.format(job=job))
+    created = console.shell(script("created_at"), BENCH_JOB=str(job))
     latencies = [
         (received[(kind, step)] - at) * 1000 for kind, step, at in created
         if (kind, step) in received

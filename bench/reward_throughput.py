@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import os
 import pstats
 import statistics
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import Console, deploy_starter, mark  # noqa: E402
+from common import Console, deploy_starter, mark, script  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rftconsole.settings")
 
@@ -43,10 +44,7 @@ from rewards.sandbox import child  # noqa: E402
 from rewards.scoring import _run_code, sandbox_batch  # noqa: E402
 from rewards.types import RewardResult, Sample  # noqa: E402
 
-TRIVIAL_LAMBDA = """
-def lambda_handler(event, context):
-    return [{"id": item["id"], "aggregate_reward_score": 1.0} for item in event]
-"""
+TRIVIAL_LAMBDA = script("trivial_reward")  # every answer 1.0: the transport, not the reward
 
 
 def samples(batch: int, per_prompt: int) -> list[Sample]:
@@ -141,52 +139,17 @@ def sandbox_profile(code: str, batch: list[Sample], calls: int = 2000) -> None:
 
 
 JUDGE_CONCURRENCY = (1, 4, 8)
-# Runs in the console's `manage.py shell`: one judge reward per concurrency, each scoring the
-# same batch through `score_batch`. Prints {concurrency: [rows/s, errors]}.
-JUDGE = r"""
-import json, time
-from jobs.models import Dataset
-from jobs.datasets.storage import read_rows
-from rewards.scoring import score_batch
-from rewards.types import Sample
-from rewards.services import create_reward
-from rftconsole.cli import first_admin
-admin = first_admin()
-path = Dataset.objects.get(owner=admin, name="arithmetic-validation").path
-rows = read_rows(path)[: {batch} // {per_prompt}]
-answers = ["14 + 8 = 22. #### 22", "The answer is 22.", "22 cookies", "#### 21"]
-samples = [Sample(str(i), answers[i % len(answers)], rows[i // {per_prompt}])
-           for i in range({batch})]
-instructions = ("Question:\n{{{{prompt}}}}\nReply: {{{{response}}}}\n"
-                "Expected: {{{{reference_answer}}}}\nScore: <0-10>")
-results = {{}}
-for concurrency in {concurrency}:
-    config = {{"judge_type": "endpoint", "base_url": "{url}/v1", "model": "starter",
-              "instructions": instructions, "concurrency": concurrency, "max_tokens": 48,
-              "max_retries": 0}}
-    version = create_reward(admin, f"judge-{{concurrency}}", "judge", config=config,
-                            pass_threshold=0.7, api_key="{key}")
-    score_batch(version, samples[:concurrency])  # warm up: the client and connections
-    started = time.perf_counter()
-    scored = score_batch(version, samples)
-    seconds = time.perf_counter() - started
-    failed = [r.error for r in scored if r.error and "judge endpoint" in r.error]
-    assert not failed, failed[:3]
-    unreadable = sum(r.error is not None for r in scored)
-    results[concurrency] = [len(scored) / seconds, unreadable]
-print(json.dumps(results))
-"""
 
 
 def judge_throughput(batch: int, per_prompt: int) -> dict[int, tuple[float, int]]:
     """Rows/s of the judge reward on our own endpoint, per judge concurrency."""
     with Console("judge", RFT_RATE_LIMIT_PER_MINUTE="100000") as console:
         key = deploy_starter(console, {"starter": {}})
-        code = JUDGE.format(
-            batch=batch, per_prompt=per_prompt, concurrency=JUDGE_CONCURRENCY, url=console.url,
-            key=key,
+        speeds = console.shell(
+            script("judge_throughput"), BENCH_BATCH=str(batch), BENCH_PER_PROMPT=str(per_prompt),
+            BENCH_CONCURRENCY=json.dumps(JUDGE_CONCURRENCY), BENCH_URL=console.url, BENCH_KEY=key,
         )  # fmt: skip
-        return {int(c): (r[0], r[1]) for c, r in console.shell(code).items()}
+        return {int(c): (r[0], r[1]) for c, r in speeds.items()}
 
 
 def main() -> None:

@@ -38,85 +38,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from common import Console, deploy_starter, mark, starter_artifacts
+from common import Console, deploy_starter, mark, script, starter_artifacts
 from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
 
 MAX_TOKENS = 48
-# Where our TTFT goes, measured inside one process: the same requests sent to the console's own
-# ASGI application (rftconsole.asgi, as Daphne calls it, without the socket), each stage of the
-# view timed by wrapping it.
-PROFILE = r"""
-import asyncio, json, statistics, time
-from playground.v1 import views as openai_api
-from playground.v1.responses import Call
-from rftconsole.asgi import application
-spans = {{}}
-def timed(name, function, coroutine=True):
-    async def async_wrapper(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return await function(*args, **kwargs)
-        finally:
-            spans.setdefault(name, []).append((started, time.perf_counter()))
-    def sync_wrapper(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            spans.setdefault(name, []).append((started, time.perf_counter()))
-    return async_wrapper if coroutine else sync_wrapper
-STAGES = ("API key and rate limit (_admit)", "deployment, model, chat template (_prepare)",
-          "invocation log written")
-openai_api._admit = timed(STAGES[0], openai_api._admit, coroutine=False)
-openai_api._prepare = timed(STAGES[1], openai_api._prepare, coroutine=False)
-Call.create_log = timed(STAGES[2], Call.create_log)
-body = json.dumps({{"model": "{model}", "messages": {messages}, "temperature": 0,
-                   "max_tokens": {max_tokens}, "stream": True}})
-SCOPE = {{"type": "http", "asgi": {{"version": "3.0"}}, "http_version": "1.1", "method": "POST",
-         "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
-         "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
-         "server": ("127.0.0.1", 80), "headers": [(b"host", b"127.0.0.1"),
-         (b"content-type", b"application/json"), (b"authorization", b"Bearer {key}")]}}
-async def one():
-    started, times, sent = time.perf_counter(), {{}}, []
-    async def receive():
-        if not sent:
-            sent.append(True)
-            return {{"type": "http.request", "body": body.encode(), "more_body": False}}
-        await asyncio.Event().wait()  # the client never leaves
-    async def send(message):
-        if message["type"] == "http.response.start":
-            times["headers"] = time.perf_counter()
-        part = message.get("body", b"")
-        if "first" not in times and b'"content": "' in part and b'"content": ""' not in part:
-            times["first"] = time.perf_counter()
-    await application(dict(SCOPE), receive, send)
-    return started, times["headers"], times["first"]
-async def run(n):
-    return [await one() for _ in range(n)]
-asyncio.run(run(3))
-spans.clear()
-requests = asyncio.run(run({repeats}))
-MIDDLEWARE = "middleware, request side (+ hop to the sync thread)"
-rows = {{MIDDLEWARE: [], **{{name: [] for name in STAGES}},
-        "view code and thread hops between the stages": [],
-        "response start (middleware, response side)": [],
-        "headers → first token (pool thread, event loop)": [], "total": [],
-        "generation started → first token": []}}
-for n, (started, headers, first) in enumerate(requests):
-    stage = {{name: spans[name][n] for name in STAGES}}
-    view_start, view_end = stage[STAGES[0]][0], stage[STAGES[2]][1]
-    rows[MIDDLEWARE].append(view_start - started)
-    for name, (a, b) in stage.items():
-        rows[name].append(b - a)
-    rows["view code and thread hops between the stages"].append(
-        view_end - view_start - sum(b - a for a, b in stage.values()))
-    rows["response start (middleware, response side)"].append(headers - view_end)
-    rows["headers → first token (pool thread, event loop)"].append(first - headers)
-    rows["generation started → first token"].append(first - stage[STAGES[1]][1])
-    rows["total"].append(first - started)
-print(json.dumps({{name: statistics.median(values) * 1000 for name, values in rows.items()}}))
-"""
 DEPLOYMENTS = {"starter-logged": {}, "starter-unlogged": {"no_logs": "1"}}
 
 
@@ -204,10 +129,10 @@ class Raw:
 
 
 def profile(console: Console, key: str, messages: list[dict[str, str]], repeats: int) -> None:
-    code = PROFILE.format(
-        model="starter-logged", messages=messages, max_tokens=MAX_TOKENS, key=key, repeats=repeats
-    )
-    stages = console.shell(code)
+    stages = console.shell(
+        script("ttft_profile"), BENCH_MODEL="starter-logged", BENCH_MESSAGES=json.dumps(messages),
+        BENCH_MAX_TOKENS=str(MAX_TOKENS), BENCH_KEY=key, BENCH_REPEATS=str(repeats),
+    )  # fmt: skip
     print(f"\nwhere our TTFT goes (in-process ASGI, no socket; medians of {repeats}):")
     for name, milliseconds in stages.items():
         print(f"  {name:<50}{milliseconds:>8.2f} ms")

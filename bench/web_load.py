@@ -32,76 +32,11 @@ import time
 import urllib.request
 
 import websockets
-from common import CALLBACK_REPLAY, UNQUEUED_JOB, Console, manage, mark, percentile
+from common import Console, mark, percentile, replay_command, script
 
 JOBS = 30
 NEWEST = f"demo-{JOBS - 1}<".encode()  # the first row of the first page
 PAUSE = 0.1
-# Finished demo jobs: each a real job row (created through the same checks), marked completed,
-# with a demo run's points. Prints {"jobs": N}.
-FILL = r"""
-import json
-from django.utils import timezone
-from jobs.models import Dataset, Job, MetricPoint, ModelEntry
-from jobs.actions import create_job
-from rewards.models import RewardFunction
-from rftconsole.cli import first_admin
-admin = first_admin()
-base = ModelEntry.objects.get(owner=admin, name="starter")
-train = Dataset.objects.get(owner=admin, name="arithmetic-train")
-validation = Dataset.objects.get(owner=admin, name="arithmetic-validation")
-reward = RewardFunction.objects.get(owner=admin, name="arithmetic").latest_version()
-values = {{"reward_mean": 0.4, "reward_std": 0.3, "loss": 0.01, "entropy": 1.2,
-          "completion_length_mean": 14.0, "frac_reward_zero_std": 0.3, "step_seconds": 0.5}}
-for n in range({jobs}):
-    job = create_job(admin, f"demo-{{n}}", base, train, reward, validation, launch=False)
-    Job.objects.filter(pk=job.pk).update(status="completed", current_step=186, total_steps=186,
-                                         training_seconds=95.0, finished_at=timezone.now())
-    points = [MetricPoint(job=job, kind="train", step=s, epoch=s / 63, values=values)
-              for s in range(1, 187)]
-    points += [MetricPoint(job=job, kind="eval", step=s, epoch=s / 63,
-                           values={{"accuracy": 0.2 + s / 400, "mean_reward": 0.2, "rows": 100}})
-               for s in (0, 20, 40, 60, 80, 100, 120, 140, 160, 186)]
-    MetricPoint.objects.bulk_create(points)
-print(json.dumps({{"jobs": {jobs}}}))
-"""
-
-
-# Where one `/jobs/` page's time goes, inside one process (Django's test client, no socket):
-# cProfile over `repeats` pages; prints {stage: ms per page} (cProfile inflates Python time).
-PAGE_PROFILE = r"""
-import cProfile, json, pstats, time
-from django.conf import settings
-from django.test import Client
-from rftconsole.cli import first_admin
-settings.ALLOWED_HOSTS.append("testserver")
-client = Client()
-client.force_login(first_admin())
-client.get("/jobs/")
-started = time.perf_counter()
-for _ in range({repeats}):
-    client.get("/jobs/")
-plain = (time.perf_counter() - started) / {repeats}
-profile = cProfile.Profile()
-profile.enable()
-for _ in range({repeats}):
-    client.get("/jobs/")
-profile.disable()
-stats = pstats.Stats(profile).stats
-def cumulative(suffix, name):
-    return max((row[3] for key, row in stats.items()
-                if key[0].endswith(suffix) and key[2] == name), default=0.0) / {repeats} * 1000
-total = cumulative("django/test/client.py", "request")
-view = cumulative("jobs/views.py", "job_list")
-print(json.dumps({{
-    "page without profiler": plain * 1000,
-    "page under cProfile": total,
-    "  middleware, session and user": total - view,
-    "  view: job_list": view,
-    "    template rendering (render)": cumulative("django/shortcuts.py", "render"),
-    "    eval points query and JSON decoding": cumulative("jobs/summary.py", "eval_points"),
-}}))
-"""
 
 
 def page_latencies(url: str, cookie: str, clients: int, seconds: float) -> tuple[list[float], int]:
@@ -171,10 +106,8 @@ async def watch(console: Console, cookie: str, job: int, viewers: int, points: i
         if n % 20 == 19:
             await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies[: n + 1])), 60)
     await asyncio.wait_for(asyncio.gather(*(ready.wait() for ready in readies)), 60)
-    code = CALLBACK_REPLAY.format(job=job, steps=points, pause=PAUSE)
-    replay = await asyncio.create_subprocess_exec(
-        *manage("shell", "-c", code), env=console.env, stdout=subprocess.DEVNULL
-    )
+    argv, env = replay_command(console.env, job, points, PAUSE)
+    replay = await asyncio.create_subprocess_exec(*argv, env=env, stdout=subprocess.DEVNULL)
     await replay.wait()
     await asyncio.sleep(2.0)  # the last points in flight
     done.set()
@@ -191,13 +124,13 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="where a page's time goes")
     args = parser.parse_args()
     with Console("web") as console:
-        console.shell(FILL.format(jobs=JOBS))
+        console.shell(script("fill_jobs"), BENCH_JOBS=str(JOBS))  # finished demo jobs
         cookie = console.session().cookie_header()
         alone, _ = page_latencies(console.url, cookie, 1, args.seconds / 4)
         loaded, errors = page_latencies(console.url, cookie, args.clients, args.seconds)
-        job = console.shell(UNQUEUED_JOB)["job"]
+        job = console.shell(script("unqueued_job"))["job"]
         counts = asyncio.run(watch(console, cookie, job, args.viewers, args.points))
-        stages = console.shell(PAGE_PROFILE.format(repeats=50)) if args.profile else {}
+        stages = console.shell(script("page_profile"), BENCH_REPEATS="50") if args.profile else {}
     print(f"jobs page (/jobs/, {JOBS} jobs with their points, 25 a page); ms")
     print(f"{'clients':<10}{'pages':>7}{'pages/s':>9}{'p50':>8}{'p95':>8}{'errors':>8}")
     for clients, sample, seconds, failed in (
