@@ -1,9 +1,8 @@
-"""URL patterns of the playground app: console pages and the OpenAI-compatible `/v1/`."""
+"""URL patterns of the playground app's console pages (the `/v1/` endpoint's are in v1/urls.py)."""
 
 from django.urls import path
 
 from playground import views, views_logs
-from playground.v1 import views as openai_api
 
 deployments_patterns = (
     [
@@ -23,15 +22,4 @@ playground_patterns = (
         path("rows/", views.playground_row, name="row"),
     ],
     "playground",
-)
-
-openai_patterns = (
-    [
-        path("models", openai_api.list_models, name="models"),
-        path("models/<path:model>", openai_api.retrieve_model, name="model"),
-        path("chat/completions", openai_api.chat_completions, name="chat-completions"),
-        path("", openai_api.unknown_url),
-        path("<path:rest>", openai_api.unknown_url, name="unknown"),
-    ],
-    "openai",
 )

@@ -11,7 +11,8 @@ from jobs.registry import api as registry_api
 from jobs.registry.urls import models_patterns
 from jobs.urls import jobs_patterns
 from playground import api as playground_api
-from playground.urls import deployments_patterns, openai_patterns, playground_patterns
+from playground.urls import deployments_patterns, playground_patterns
+from playground.v1.urls import openai_patterns
 from rewards import api as rewards_api
 from rewards.urls import rewards_patterns
 from rftconsole import api, views

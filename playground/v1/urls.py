@@ -1,0 +1,16 @@
+"""The OpenAI-compatible endpoint's routes, mounted at /v1/ (views.py here)."""
+
+from django.urls import path
+
+from playground.v1 import views
+
+openai_patterns = (
+    [
+        path("models", views.list_models, name="models"),
+        path("models/<path:model>", views.retrieve_model, name="model"),
+        path("chat/completions", views.chat_completions, name="chat-completions"),
+        path("", views.unknown_url),
+        path("<path:rest>", views.unknown_url, name="unknown"),
+    ],
+    "openai",
+)
