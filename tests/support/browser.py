@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, P
 from tests.support.processes import embedded_env, free_port, http_status, manage, wait_until
 
 CHROMIUM = Path(os.environ.get("RFT_CHROMIUM", "/usr/bin/chromium"))
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # Headless, and quiet: no update checks, sync, or other calls home from the browser.
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -29,7 +29,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-BASE_DIR = Path(__file__).resolve().parents[1]
+BASE_DIR = Path(__file__).resolve().parents[2]
 CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x20000, 0x1000, 0x4000, 0x40000
 PR_SET_DUMPABLE = 4
 ROW = {"messages": [{"role": "user", "content": "2 + 5?"}], "ground_truth": "7"}
