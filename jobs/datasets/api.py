@@ -54,8 +54,8 @@ class DatasetViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Your datasets. POST a JSONL file (multipart `file`, `name`): every line is checked; with any
-    problem nothing is stored and the answer lists them by line."""
+    """Your datasets. POST a JSONL file or a .gz of one (multipart `file`, `name`): every line is
+    checked; with any problem nothing is stored and the answer lists them by line."""
 
     serializer_class = DatasetSerializer
     parser_classes = [MultiPartParser, FormParser, StrictJSONParser]

@@ -7,6 +7,7 @@ Accepted shapes (the first three are converted, and counted so the import can re
 - anthropic: Bedrock invoke bodies for Anthropic models (`anthropic_version`, `system` as text or
   blocks, content blocks `{"type": "text", "text"}`);
 - nova: Bedrock invoke bodies for Amazon Nova, `"schemaVersion": "messages-v1"`.
+(Bedrock model invocation log records are read by bedrock_logs.py, which uses these converters.)
 Inference settings in those bodies (max_tokens, inferenceConfig, …) are dropped; every other field
 stays and reaches the reward as metadata.
 """
@@ -29,6 +30,7 @@ SHAPE_NAMES = {
     "converse": "Bedrock Converse",
     "anthropic": "Anthropic Messages (invoke)",
     "nova": "Nova messages-v1 (invoke)",
+    "bedrock_log": "Bedrock invocation log records",
 }
 
 

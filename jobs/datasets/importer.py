@@ -20,8 +20,10 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
+from jobs.datasets.bedrock_logs import is_log_record, read_record
 from jobs.datasets.formats import SHAPE_NAMES, RowError, to_chat
 from jobs.datasets.storage import TextSink, open_for_write
+from jobs.datasets.streams import StreamError, file_lines
 from jobs.models import Dataset
 from rftconsole.ownership import owned
 from rftconsole.parsers import JSONInputError, strict_loads
@@ -83,10 +85,10 @@ def convert_lines(lines: Iterable[bytes], sink: TextSink | None) -> ImportReport
     report, ids, limit = ImportReport(), set(), settings.RFT_DATASET_MAX_ROWS
     for number, raw in enumerate(lines, start=1):
         try:
-            row = _parse(raw, number)
+            row = parse_line(raw, number)
             if row is None:
                 continue
-            converted, shape = to_chat(row)
+            converted, shape = _convert(row)
             _check_id(converted, ids)
         except RowError as error:
             report.problem(number, str(error))
@@ -106,7 +108,14 @@ def convert_lines(lines: Iterable[bytes], sink: TextSink | None) -> ImportReport
     return report
 
 
-def _parse(raw: bytes, number: int) -> Any:
+def _convert(row: Any) -> tuple[dict[str, Any], str]:
+    if is_log_record(row):  # a Bedrock invocation log line: its prompt, response and metadata
+        return read_record(row).as_row(), "bedrock_log"
+    return to_chat(row)
+
+
+def parse_line(raw: bytes, number: int) -> Any:
+    """One line as JSON (None when blank); raises RowError saying what is wrong."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -183,7 +192,10 @@ def import_lines(
     """Validate and convert; store the dataset only when every row is valid (and not a dry run)."""
     name = check_name(owner, name)
     if dry_run:
-        return None, convert_lines(lines, None)
+        try:
+            return None, convert_lines(lines, None)
+        except StreamError as error:
+            raise DatasetError(str(error)) from None
     # A server-made file name: the dataset's name is only shown, never part of a path.
     directory, token = dataset_storage(owner), uuid.uuid4().hex
     stored = safe_child(directory, f"{token}.jsonl")
@@ -195,6 +207,9 @@ def import_lines(
             raise DatasetError(f"{report.problem_count} problems; nothing was stored.", report)
         os.replace(incoming, stored)
         return _create(owner, name, description, source, stored, report), report
+    except StreamError as error:  # a damaged or oversized .gz, found while reading it
+        incoming.unlink(missing_ok=True)
+        raise DatasetError(str(error)) from None
     except BaseException:
         incoming.unlink(missing_ok=True)  # nothing half-imported may remain
         stored.unlink(missing_ok=True)
@@ -238,8 +253,9 @@ def import_file(
 ) -> tuple[Dataset | None, ImportReport]:
     check_size(path.stat().st_size)
     with path.open("rb") as handle:
+        lines = file_lines(handle)  # plain or gzip
         return import_lines(
-            owner, name, handle, description=description, source=source, dry_run=dry_run
+            owner, name, lines, description=description, source=source, dry_run=dry_run
         )
 
 

@@ -17,6 +17,7 @@ from django.http import FileResponse, HttpRequest
 
 from jobs.datasets.importer import DatasetError, check_size, import_lines
 from jobs.datasets.storage import open_plain
+from jobs.datasets.streams import file_lines
 from jobs.models import Dataset
 from rftconsole.paths import download_filename
 from rftconsole.security.audit import audit
@@ -59,12 +60,12 @@ def imported(request: HttpRequest, given: dict[str, Any]) -> tuple[Dataset | Non
         raise DatasetError(too_large_message(request))
     upload = given.get("file")
     if upload is None:
-        raise DatasetError("Choose a JSONL file to upload.")
+        raise DatasetError("Choose a JSONL file (or a .gz of one) to upload.")
     check_size(upload.size)
     dataset, report = import_lines(
         request.user,
         given["name"],
-        upload,
+        file_lines(upload),  # plain or gzip, as Bedrock exports logs to S3
         description=given.get("description", ""),
         dry_run=given.get("dry_run", False),
     )
