@@ -8,14 +8,17 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action, api_view
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs.datasets.api import DatasetSerializer
 from jobs.datasets.importer import DatasetError
+from playground.log_import import import_upload
 from playground.logs import LogFilter, LogFilterError, dataset_from_logs, metadata_equals
 from playground.models import InvocationLog
 from rftconsole.ownership import owned
+from rftconsole.parsers import StrictJSONParser
 
 METADATA_PARAM = "metadata."
 
@@ -25,13 +28,18 @@ class InvocationLogSerializer(serializers.ModelSerializer[InvocationLog]):
         model = InvocationLog
         fields = [
             "id", "deployment", "request", "response_text", "request_metadata", "feedback",
-            "prompt_tokens", "completion_tokens", "latency_ms", "created_at",
+            "prompt_tokens", "completion_tokens", "latency_ms", "created_at", "source",
+            "model_id", "operation", "request_id", "logged_at",
         ]  # fmt: skip
         read_only_fields = fields
 
 
 class FeedbackInput(serializers.Serializer[Any]):
     feedback = serializers.ChoiceField(choices=InvocationLog.Feedback.choices, allow_blank=True)
+
+
+class LogImportInput(serializers.Serializer[Any]):
+    file = serializers.FileField(required=False)
 
 
 class FilterInput(serializers.Serializer[Any]):
@@ -97,6 +105,27 @@ class InvocationLogViewSet(
         log.feedback = given.validated_data["feedback"]
         log.save(update_fields=["feedback"])
         return Response(InvocationLogSerializer(log).data)
+
+    @extend_schema(request=LogImportInput, responses={201: dict, 400: dict})
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        # JSON too, though it cannot carry the file: a JSON body gets the same clear 400.
+        parser_classes=[MultiPartParser, FormParser, StrictJSONParser],
+    )
+    def import_records(self, request: Request) -> Response:
+        """Import Bedrock model invocation log records (multipart `file`, JSONL or .gz) as your
+        invocation logs. With any bad record nothing is stored and the report lists them by line."""
+        try:
+            report = import_upload(request)
+        except DatasetError as error:
+            report_body = error.report.as_dict() if error.report else None
+            return Response(
+                {"detail": str(error), "report": report_body}, status=status.HTTP_400_BAD_REQUEST
+            )
+        body = {"imported": report.rows, "report": report.as_dict()}
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(request=FromLogsInput, responses={201: dict, 400: dict})

@@ -144,9 +144,21 @@ def log_row(log: InvocationLog, use_response_as_reference: bool) -> dict[str, An
         row["feedback"] = log.feedback
     row["log_id"] = log.pk
     row["deployment"] = log.deployment
+    if log.source == InvocationLog.Source.BEDROCK:  # the fields a direct import of it would have
+        row.update(_bedrock_fields(log))
     metadata = log.request_metadata if isinstance(log.request_metadata, dict) else {}
-    row.update({k: v for k, v in metadata.items() if k not in ROW_FIELDS})
+    row.update({k: v for k, v in metadata.items() if k not in ROW_FIELDS and k not in row})
     return row
+
+
+def _bedrock_fields(log: InvocationLog) -> dict[str, str]:
+    timestamp = log.logged_at.isoformat().replace("+00:00", "Z") if log.logged_at else ""
+    return {
+        "modelId": log.model_id,
+        "operation": log.operation,
+        "timestamp": timestamp,
+        "requestId": log.request_id,
+    }
 
 
 def _lines(

@@ -54,7 +54,14 @@ class InvocationLog(OwnedModel):
         UP = "up", "Thumbs up"
         DOWN = "down", "Thumbs down"
 
-    deployment = models.CharField(max_length=100, help_text="The deployment the request went to.")
+    class Source(models.TextChoices):
+        CONSOLE = "console", "Console"
+        BEDROCK = "bedrock", "Imported Bedrock log"
+
+    deployment = models.CharField(
+        max_length=100,
+        help_text="The deployment the request went to (an imported Bedrock log: its modelId).",
+    )
     request = EncryptedJSONField(help_text="The OpenAI chat request body: messages and sampling.")
     response_text = EncryptedTextField(blank=True)
     request_metadata = models.JSONField(
@@ -65,6 +72,14 @@ class InvocationLog(OwnedModel):
     completion_tokens = models.PositiveIntegerField(default=0)
     latency_ms = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Imported Bedrock model invocation log records keep what identifies the call at AWS.
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.CONSOLE)
+    model_id = models.CharField(max_length=200, blank=True, help_text="Bedrock's `modelId`.")
+    operation = models.CharField(max_length=40, blank=True, help_text="e.g. Converse, InvokeModel.")
+    request_id = models.CharField(max_length=100, blank=True, help_text="Bedrock's `requestId`.")
+    logged_at = models.DateTimeField(
+        null=True, blank=True, help_text="When Bedrock logged the call (its `timestamp`)."
+    )
 
     class Meta:
         ordering = ["-created_at"]

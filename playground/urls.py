@@ -8,6 +8,7 @@ deployments_patterns = (
     [
         path("", views.deployment_list, name="list"),
         path("logs/", views_logs.log_list, name="logs"),
+        path("logs/import/", views_logs.log_import, name="logs-import"),
         path("deploy/<int:model_id>/", views.deploy_model, name="deploy"),
         path("<int:deployment_id>/logging/", views.deployment_logging, name="logging"),
         path("<int:deployment_id>/delete/", views.deployment_delete, name="delete"),

@@ -1,12 +1,17 @@
-"""The invocation logs page: browse and filter what deployments and the playground answered."""
+"""The invocation logs page: browse and filter what deployments and the playground answered, and
+import Bedrock model invocation log records."""
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
+from jobs.datasets.importer import DatasetError
+from playground.log_import import import_upload
 from playground.logs import LogFilterError, metadata_equals
 from playground.models import InvocationLog
 from rftconsole.ownership import owned
@@ -31,6 +36,30 @@ def log_list(request: HttpRequest) -> HttpResponse:
             error = str(problem)
             logs = logs.none()
     page = Paginator(logs.order_by("-created_at", "-pk"), PAGE_SIZE).get_page(given.get("page"))
-    deployments = owned(InvocationLog, request.user).values_list("deployment", flat=True).distinct()
-    context = {"page": page, "given": given, "error": error, "deployments": sorted(deployments)}
+    context = {
+        "page": page,
+        "given": given,
+        "error": error,
+        "deployments": deployment_names(request),
+        "max_mb": settings.RFT_DATASET_MAX_BYTES // 1024**2,
+    }
     return render(request, "playground/logs.html", context)
+
+
+def deployment_names(request: HttpRequest) -> list[str]:
+    # order_by() drops the model's ordering: with it, DISTINCT would be per (name, created_at),
+    # one option per log instead of one per deployment.
+    names = owned(InvocationLog, request.user).order_by().values_list("deployment", flat=True)
+    return sorted(names.distinct())
+
+
+@require_POST
+def log_import(request: HttpRequest) -> HttpResponse:
+    """Bedrock model invocation log records (JSONL or .gz) become the user's invocation logs."""
+    try:
+        report = import_upload(request)
+    except DatasetError as error:
+        context = {"error": str(error), "report": error.report.as_dict() if error.report else None}
+        return render(request, "playground/logs_import_failed.html", context, status=400)
+    messages.success(request, f"Imported {report.rows} Bedrock invocation log records.")
+    return redirect("deployments:logs")

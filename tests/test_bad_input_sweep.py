@@ -132,6 +132,7 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
         "filters": [],
     },  # fmt: skip
     "/api/invocation-logs/<pk>/feedback/": {"feedback": "up"},
+    "/api/invocation-logs/import/": {"file": ""},
     "/api/jobs/": {
         "name": "j",
         "base_model": "@model@",
@@ -178,6 +179,7 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
 VALID_ANSWERS = {
     "/api/datasets/": 400,  # a JSON body cannot carry the file: "Choose a JSONL file"
     "/api/datasets/from-logs/": 201,
+    "/api/invocation-logs/import/": 400,  # as /api/datasets/: JSON cannot carry the file
     "/api/jobs/": 400,  # the pre-flight checks find the sweep's one-row dataset too small
     "/api/rewards/validate/": 200,
     "/api/invocation-logs/<pk>/feedback/": 200,
