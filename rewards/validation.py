@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from rewards.code import CodeError, detect_interface
-from rewards.graders.configurable import evaluate_formula
+from rewards.graders.configurable import SIMILARITY, evaluate_formula
 from rewards.graders.registry import GRADERS
 from rewards.graders.safe_regex import pattern_problem
 from rewards.graders.safe_schema import schema_problems
 from rewards.judge.scoring import validate_judge_config
 
 Problems = dict[str, list[str]]
-SIMILARITY_METRICS = ("fuzzy", "bleu", "rouge_l", "cosine")
+SIMILARITY_METRICS = tuple(SIMILARITY)
 STRING_OPERATIONS = ("eq", "ne", "contains", "regex")
 MAX_CODE_CHARS = 200_000
 

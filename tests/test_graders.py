@@ -126,7 +126,7 @@ def test_configurable_graders_score_as_configured(
 
 
 @pytest.mark.parametrize(
-    "formula", ["__import__('os').system('id')", "format ** 2", "open('x')", "unknown + 1"]
+    "formula", ["__import__('os').system('id')", "format // 2", "open('x')", "unknown + 1"]
 )
 def test_a_formula_allows_only_arithmetic_on_named_scores(formula: str) -> None:
     from rewards.graders.configurable import evaluate_formula

@@ -44,7 +44,7 @@ def test_a_code_reward_is_created_with_its_interface_detected(alice_client: Clie
                 "config": {
                     "grader": "multi",
                     "graders": {"a": {"grader": "json_fields"}},
-                    "formula": "a ** 2",
+                    "formula": "a // 2",
                 },
             },
             "config",

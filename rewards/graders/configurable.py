@@ -13,6 +13,7 @@ import math
 import operator
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from rewards.graders import safe_regex, safe_schema
@@ -140,19 +141,60 @@ def rouge_l(candidate: str, reference: str) -> float:
     return 0.0 if lcs == 0 else round(2 * precision * recall / (precision + recall), 6)
 
 
+def gleu(candidate: str, reference: str) -> float:
+    """Sentence GLEU (Google BLEU, Wu et al. 2016): of all 1- to 4-grams, the lower of the
+    matched share of the candidate's and of the reference's.
+
+    >>> gleu("the cat sat", "the cat sat")
+    1.0
+    """
+    cand, ref = candidate.split(), reference.split()
+    found = sum((_ngrams(cand, n) for n in range(1, 5)), Counter())
+    wanted = sum((_ngrams(ref, n) for n in range(1, 5)), Counter())
+    if not found or not wanted:
+        return 0.0
+    matched = sum((found & wanted).values())
+    return round(min(matched / sum(found.values()), matched / sum(wanted.values())), 6)
+
+
+def rouge_n(candidate: str, reference: str, n: int) -> float:
+    """ROUGE-N F1 over words: n-gram overlap with the reference.
+
+    >>> rouge_n("the cat sat", "the cat ran", 1)
+    0.666667
+    """
+    found, wanted = _ngrams(candidate.split(), n), _ngrams(reference.split(), n)
+    overlap = sum((found & wanted).values())
+    if not overlap:
+        return 0.0
+    precision, recall = overlap / sum(found.values()), overlap / sum(wanted.values())
+    return round(2 * precision * recall / (precision + recall), 6)
+
+
+def _rouge(n: int) -> Callable[[str, str], float]:
+    return lambda candidate, reference: rouge_n(candidate, reference, n)
+
+
+SIMILARITY: dict[str, Callable[[str, str], float]] = {
+    "fuzzy": lambda output, reference: difflib.SequenceMatcher(
+        a=output.strip(), b=reference.strip()
+    ).ratio(),
+    "bleu": bleu,
+    "gleu": gleu,
+    **{f"rouge_{n}": _rouge(n) for n in range(1, 6)},
+    "rouge_l": rouge_l,
+    "cosine": lambda output, reference: _cosine(output, reference),
+}
+
+
 def text_similarity(output: str, row: Row, **options: Any) -> Grade:
-    """fuzzy (character ratio), bleu, rouge_l, or cosine (sentence embeddings) vs the reference."""
+    """One of SIMILARITY's measures (fuzzy character ratio, BLEU, GLEU, ROUGE-1…5, ROUGE-L, or
+    cosine of sentence embeddings) of the answer against the reference."""
     metric = options.get("metric", "fuzzy")
     reference = _reference_text(row, options)
-    measures = {
-        "fuzzy": lambda: difflib.SequenceMatcher(a=output.strip(), b=reference.strip()).ratio(),
-        "bleu": lambda: bleu(output, reference),
-        "rouge_l": lambda: rouge_l(output, reference),
-        "cosine": lambda: _cosine(output, reference),
-    }
-    if metric not in measures:
-        raise ValueError(f"metric must be one of {', '.join(measures)}")
-    value = float(measures[metric]())
+    if metric not in SIMILARITY:
+        raise ValueError(f"metric must be one of {', '.join(SIMILARITY)}")
+    value = float(SIMILARITY[metric](output, reference))
     return Grade(round(value, 6)).component(metric, value)
 
 
@@ -167,12 +209,18 @@ _OPERATORS = {
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
     ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
 }
-_FUNCTIONS = {"min": min, "max": max, "abs": abs}
+# OpenAI's calculate_output functions; outside its domain each raises ValueError or OverflowError.
+_FUNCTIONS: dict[str, Callable[..., float]] = {
+    "min": min, "max": max, "abs": abs, "floor": math.floor, "ceil": math.ceil,
+    "exp": math.exp, "sqrt": math.sqrt, "log": math.log,
+}  # fmt: skip
 
 
 def evaluate_formula(formula: str, values: dict[str, float]) -> float:
-    """Arithmetic on named scores: + - * / min max abs, numbers and names only.
+    """Arithmetic on named scores: + - * / ** and min max abs floor ceil exp sqrt log, numbers
+    and names only. A result that is not a real number (e.g. (-8) ** 0.5) is a ValueError.
 
     >>> evaluate_formula("0.5 * format + 0.5 * max(correct, 0)", {"format": 1, "correct": 0})
     0.5
@@ -197,4 +245,10 @@ def evaluate_formula(formula: str, values: dict[str, float]) -> float:
             return float(_FUNCTIONS[node.func.id](*(walk(arg) for arg in node.args)))
         raise ValueError(f"not allowed in a formula: {ast.unparse(node)!r}")
 
-    return walk(ast.parse(formula, mode="eval"))
+    try:
+        value = walk(ast.parse(formula, mode="eval"))
+    except ArithmeticError as error:  # x / 0, exp(1000): that row's error, as a ValueError
+        raise ValueError(f"the formula cannot be computed: {error}") from None
+    if not isinstance(value, float | int):  # a negative base to a fractional power is complex
+        raise ValueError(f"the formula's value {value!r} is not a real number")
+    return float(value)
