@@ -66,6 +66,20 @@ def _run_code(code: str, samples: list[Sample]) -> list[RewardResult]:
     return [by_id[sample.id] for sample in samples]
 
 
+def run_code_reporting(
+    code: str, samples: list[Sample]
+) -> tuple[list[RewardResult], Exception | None]:
+    """Score one batch in the sandbox, as score_batch does for code, and also return the
+    exception when the sandbox failed rather than the code (a worker that could not start, died,
+    or timed out): OpenAI's grader errors tell a runtime error from a server error."""
+    try:
+        reply = default_pool().run_batches(code, [sandbox_batch(samples)])[0]
+    except IsolationUnavailable as error:
+        return [RewardResult(s.id, 0.0, error=str(error)) for s in samples], error
+    failure = reply if isinstance(reply, Exception) else None
+    return _chunk_results(samples, reply), failure
+
+
 def split_by_row(samples: list[Sample], parts: int) -> list[list[Sample]]:
     """Up to `parts` chunks of similar size that keep each row's answers (a group) together."""
     groups: dict[int, list[Sample]] = {}

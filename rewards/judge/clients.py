@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -42,8 +42,17 @@ MAX_BACKOFF_SECONDS = 8.0
 LOCAL_MODELS_KEPT = 2  # judge models held in memory; a trainer uses one, a bench may compare two
 
 
+# One user turn of instructions (our judge rewards), or whole chat messages (OpenAI's model
+# graders give a conversation with system/user roles).
+Prompt = str | list[dict[str, str]]
+
+
 class Judge(Protocol):
-    def judge_all(self, prompts: list[str]) -> list[JudgeReply | JudgeCallError]: ...
+    def judge_all(self, prompts: Sequence[Prompt]) -> list[JudgeReply | JudgeCallError]: ...
+
+
+def as_messages(prompt: Prompt) -> list[dict[str, str]]:
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
 
 
 def make_judge(config: dict[str, Any], owner: AbstractBaseUser) -> Judge:
@@ -83,12 +92,12 @@ class EndpointJudge:
             http_client=http_client,
         )
 
-    def judge_all(self, prompts: list[str]) -> list[JudgeReply | JudgeCallError]:
+    def judge_all(self, prompts: Sequence[Prompt]) -> list[JudgeReply | JudgeCallError]:
         """Ask about every prompt with at most `concurrency` requests in flight."""
         with self.client, ThreadPoolExecutor(self.config["concurrency"]) as pool:
             return list(pool.map(self._ask_safely, prompts))
 
-    def _ask_safely(self, prompt: str) -> JudgeReply | JudgeCallError:
+    def _ask_safely(self, prompt: Prompt) -> JudgeReply | JudgeCallError:
         try:
             return self.ask(prompt)
         except JudgeCallError as error:
@@ -96,7 +105,7 @@ class EndpointJudge:
         except Exception as error:  # noqa: BLE001 - one row's surprise must not end the batch
             return JudgeCallError(f"asking the judge failed: {type(error).__name__}: {error}", 1)
 
-    def ask(self, prompt: str) -> JudgeReply:
+    def ask(self, prompt: Prompt) -> JudgeReply:
         """One reply, retrying what a retry can fix: no connection, timeouts, 429 and 5xx."""
         tries = self.config["max_retries"] + 1
         reason = ""
@@ -112,12 +121,15 @@ class EndpointJudge:
                 time.sleep(backoff_delay(float(self.config["backoff_seconds"]), attempt - 1))
         raise JudgeCallError(f"the judge endpoint failed {tries} time(s): {reason}", tries)
 
-    def _create(self, prompt: str) -> Any:
+    def _create(self, prompt: Prompt) -> Any:
+        # top_p and seed only when set (OpenAI graders' sampling_params): some servers refuse them.
+        extra = {key: self.config[key] for key in ("top_p", "seed") if key in self.config}
         return self.client.chat.completions.create(
             model=self.config["model"],
-            messages=[{"role": "user", "content": prompt}],
+            messages=as_messages(prompt),  # type: ignore[arg-type]
             temperature=self.config["temperature"],
             max_tokens=self.config["max_tokens"],
+            **extra,
         )
 
     def _retryable_reason(self, error: openai.APIError, attempt: int) -> str:
@@ -197,9 +209,9 @@ class LocalJudge:
         except ModelLoadError as error:
             raise RewardConfigError(f"The judge model cannot be used: {error}") from None
 
-    def judge_all(self, prompts: list[str]) -> list[JudgeReply | JudgeCallError]:
+    def judge_all(self, prompts: Sequence[Prompt]) -> list[JudgeReply | JudgeCallError]:
         """Generate every reply in batches; a generation failure is every row's error."""
-        conversations = [[{"role": "user", "content": prompt}] for prompt in prompts]
+        conversations = [as_messages(prompt) for prompt in prompts]
         sampling = SamplingSettings(
             temperature=float(self.config["temperature"]),
             max_new_tokens=self.config["max_tokens"],

@@ -186,12 +186,24 @@ def lambda_results(returned: object, ids: list) -> tuple:
     return scores, errors, components
 
 
+def _json_or_none(text: str) -> object:
+    """The answer parsed as JSON when it is a JSON object or array, else None. Only text that
+    starts like one is parsed, so plain answers cost nothing."""
+    if text.lstrip()[:1] not in ("{", "["):
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
 def _run_grade(namespace: dict, batch: dict) -> tuple:
     rows, grade = batch["rows"], namespace["grade"]
     scores, errors = [], {}
     for position, (text, r) in enumerate(zip(batch["texts"], batch["row_of"], strict=True)):
         sample = {
             "output_text": text,
+            "output_json": _json_or_none(text),  # as OpenAI's python graders receive it
             "messages": [*rows[r]["prompt"], {"role": "assistant", "content": text}],
         }
         try:
