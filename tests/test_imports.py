@@ -31,6 +31,9 @@ LAZY_IMPORTS: dict[tuple[str, str], str] = {
         "rewards.graders.embeddings",
     ): "loads torch weights, only when asked",
     ("rewards.judge.scoring", "rewards.judge.clients"): "openai (and torch) only when a judge runs",
+    ("rewards.openai_graders.model_graders", "rewards.judge.clients"): (
+        "openai (and torch) only when a model grader runs"
+    ),
     (
         "rewards.judge.scoring",
         "rftconsole.security.outbound",

@@ -2,13 +2,15 @@
 
 from django.urls import path
 
-from playground.v1 import views
+from playground.v1 import graders, views
 
 openai_patterns = (
     [
         path("models", views.list_models, name="models"),
         path("models/<path:model>", views.retrieve_model, name="model"),
         path("chat/completions", views.chat_completions, name="chat-completions"),
+        path("fine_tuning/alpha/graders/run", graders.run, name="graders-run"),
+        path("fine_tuning/alpha/graders/validate", graders.validate, name="graders-validate"),
         path("", views.unknown_url),
         path("<path:rest>", views.unknown_url, name="unknown"),
     ],
