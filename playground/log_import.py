@@ -96,18 +96,22 @@ def _log_of(owner: AbstractBaseUser, row: Any) -> InvocationLog | None:
         )
     record = read_record(row)
     _check_metadata(record.metadata)
+    if len(record.model_id) > 2048 or len(record.request_id) > 100:
+        raise RowError(
+            "modelId (2,048) or requestId (100 characters) is longer than AWS makes them"
+        )
     return InvocationLog(
         owner=owner,
         source=InvocationLog.Source.BEDROCK,
-        deployment=record.model_id[:100],
+        deployment=record.model_id[:100],  # shown and filtered on; model_id keeps it whole
         request={"model": record.model_id, "messages": record.messages},
         response_text=record.response_text,
         request_metadata=record.metadata,
         prompt_tokens=record.input_tokens,
         completion_tokens=record.output_tokens,
-        model_id=record.model_id[:200],
+        model_id=record.model_id,
         operation=record.operation,
-        request_id=record.request_id[:100],
+        request_id=record.request_id,
         logged_at=_logged_at(record),
     )
 

@@ -74,7 +74,11 @@ class InvocationLog(OwnedModel):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Imported Bedrock model invocation log records keep what identifies the call at AWS.
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.CONSOLE)
-    model_id = models.CharField(max_length=200, blank=True, help_text="Bedrock's `modelId`.")
+    model_id = models.CharField(
+        max_length=2048,
+        blank=True,
+        help_text="Bedrock's `modelId` (an ARN can be 2,048 characters).",
+    )
     operation = models.CharField(max_length=40, blank=True, help_text="e.g. Converse, InvokeModel.")
     request_id = models.CharField(max_length=100, blank=True, help_text="Bedrock's `requestId`.")
     logged_at = models.DateTimeField(

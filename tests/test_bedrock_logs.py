@@ -220,6 +220,23 @@ def test_request_metadata_the_filters_cannot_use_is_refused_by_line(
     assert not InvocationLog.objects.exists()
 
 
+def test_a_record_whose_ids_are_longer_than_aws_makes_them_is_refused_not_cut(
+    alice_client: Client,
+) -> None:
+    """A long ARN as modelId is kept whole (2,048 characters, AWS's limit); past the limits the
+    line is refused rather than stored cut short."""
+    record = json.loads(RECORDS.splitlines()[0])
+    arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/" + "m" * 1500
+    long_id = json.dumps({**record, "modelId": arn}).encode() + b"\n"
+    assert import_logs(alice_client, long_id).status_code == 201
+    assert InvocationLog.objects.get().model_id == arn
+    too_long = json.dumps({**record, "requestId": "r" * 101}).encode() + b"\n"
+    answer = import_logs(alice_client, too_long)
+    assert answer.status_code == 400
+    assert "longer than AWS makes them" in answer.json()["report"]["problems"][0]["problem"]
+    assert InvocationLog.objects.count() == 1
+
+
 def equals(key: str, value: str) -> LogFilter:
     return LogFilter(key, "equals", value)
 

@@ -19,7 +19,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="invocationlog",
             name="model_id",
-            field=models.CharField(blank=True, help_text="Bedrock's `modelId`.", max_length=200),
+            field=models.CharField(
+                blank=True,
+                help_text="Bedrock's `modelId` (an ARN can be 2,048 characters).",
+                max_length=2048,
+            ),
         ),
         migrations.AddField(
             model_name="invocationlog",
@@ -46,7 +50,9 @@ class Migration(migrations.Migration):
             model_name="invocationlog",
             name="deployment",
             field=models.CharField(
-                help_text="The deployment the request went to (an imported Bedrock log: its modelId).",
+                help_text=(
+                    "The deployment the request went to (an imported Bedrock log: its modelId)."
+                ),
                 max_length=100,
             ),
         ),
