@@ -331,6 +331,8 @@ def test_validate_refuses_broken_model_graders(client: openai.OpenAI, judge: Jud
     assert refused(client, score_model(judge, sampling_params={"temperature": 9})).param == (
         "grader.sampling_params.temperature"
     )
+    half_token = score_model(judge, sampling_params={"max_completions_tokens": 10.5})
+    assert refused(client, half_token).param == "grader.sampling_params.max_completions_tokens"
 
 
 def test_run_refuses_a_malformed_request(client: openai.OpenAI) -> None:

@@ -230,8 +230,10 @@ def _sampling(grader: dict[str, Any], where: str) -> None:
                 raise GraderProblem(
                     f"{where}.sampling_params.{key}", f"must be a number from {low} to {high}."
                 )
-    if params.get("seed") is not None and not isinstance(params["seed"], int):
-        raise GraderProblem(f"{where}.sampling_params.seed", "must be a whole number.")
+    for key in ("seed", "max_completions_tokens"):
+        value = params.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise GraderProblem(f"{where}.sampling_params.{key}", "must be a whole number.")
 
 
 def _score_model(grader: dict[str, Any], how: Checking, where: str) -> dict[str, Any]:
