@@ -307,6 +307,9 @@ BROKEN = [
     ({"type": "string_check", "name": "s", "input": SAMPLE, "reference": "x", "operation": "eq",
       "case_sensitive": True}, "grader.case_sensitive", "not a field"),
     ({"name": "no type"}, "grader.type", "None is not a grader type"),
+    ({"type": "multi", "name": "m", "calculate_output": "a0",
+      "graders": {f"a{n}": string_check() for n in range(17)}},
+     "grader.graders", "has 17 graders; at most 16"),
 ]  # fmt: skip
 
 

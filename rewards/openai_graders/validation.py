@@ -274,10 +274,19 @@ def without_secrets(grader: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+# Each part runs in turn within one request (a python part is a sandbox call, a model part a
+# judge call), so their number is what bounds the request's work.
+MAX_MULTI_GRADERS = 16
+
+
 def _multi(grader: dict[str, Any], how: Checking, where: str) -> dict[str, Any]:
     graders = grader.get("graders")
     if not isinstance(graders, dict) or not graders:
         raise GraderProblem(f"{where}.graders", "must be an object of named graders.")
+    if len(graders) > MAX_MULTI_GRADERS:
+        raise GraderProblem(
+            f"{where}.graders", f"has {len(graders)} graders; at most {MAX_MULTI_GRADERS}."
+        )
     normalised = {}
     for name, inner in graders.items():
         if not name.isidentifier():
