@@ -113,11 +113,11 @@ def compare(name: str, code: str, batch: list[Sample], seconds: float, rounds: i
 
 # Where a sandboxed batch's time goes, in the trainer's process: (file suffix, function).
 SANDBOX_STAGES = {
-    "batch built for the worker (sandbox_batch)": ("rewards/scoring.py", "sandbox_batch"),
+    "batch built for the worker (sandbox_batch)": ("rewards/code_batches.py", "sandbox_batch"),
     "sent and run: pipe write until the worker has it": ("sandbox/runner.py", "send"),
     "reply read and decoded (receive)": ("sandbox/runner.py", "receive"),
-    "results made from the reply (_chunk_results)": ("rewards/scoring.py", "_chunk_results"),
-    "total (_run_code)": ("rewards/scoring.py", "_run_code"),
+    "results made from the reply (_chunk_results)": ("rewards/code_batches.py", "_chunk_results"),
+    "total (run_code)": ("rewards/code_batches.py", "run_code"),
 }
 
 

@@ -23,9 +23,9 @@ from rewards.services import (
     create_reward,
     new_version,
     public_config,
+    reward_problems,
 )
 from rewards.testbench import MAX_TEST_ROWS, TestBenchError, start_test
-from rewards.validation import validate_reward
 from rftconsole.ownership import owned
 
 
@@ -199,7 +199,7 @@ class RewardViewSet(
         """Check a reward definition without saving it: {valid, problems, interface}."""
         given = _valid(ValidateInput, request.data)
         kind, config, code = given["kind"], given["config"], given["code"]
-        problems = validate_reward(kind, config, code)
+        problems = reward_problems(request.user, kind, config, code)
         interface = None
         if kind == RewardFunction.Kind.CODE and not problems:
             interface = detect_interface(code)

@@ -10,6 +10,7 @@ from django import forms
 from jobs.models import ready_models
 from rewards.judge.scoring import JUDGE_DEFAULTS
 from rewards.models import RewardFunction, RewardVersion
+from rewards.services import public_config
 from rftconsole.parsers import strict_loads
 
 JUDGE_FIELDS = ["instructions", "score_min", "score_max", "judge_type", "base_url", "model"]
@@ -67,7 +68,7 @@ class RewardForm(forms.Form):
         names = ready_models(owner)
         choices = [("", "—")] + [(n, n) for n in names.values_list("name", flat=True)]
         self.fields["local_model"].choices = choices
-        unused = {"code": "code", "builtin": "config_json"}
+        unused = {"code": "code", "builtin": "config_json", "openai_grader": "config_json"}
         for name in ["code", "config_json", *JUDGE_FIELDS]:
             if kind == "judge" and name in JUDGE_FIELDS:
                 continue
@@ -78,7 +79,7 @@ class RewardForm(forms.Form):
     def config(self) -> dict[str, Any]:
         """The kind-specific config from the cleaned data (validated later by the service)."""
         data = self.cleaned_data
-        if self.kind == RewardFunction.Kind.BUILTIN:
+        if self.kind in (RewardFunction.Kind.BUILTIN, RewardFunction.Kind.OPENAI_GRADER):
             return data.get("parsed_config", {})
         if self.kind == RewardFunction.Kind.JUDGE:
             keys = [f for f in JUDGE_FIELDS if f != "api_key"]
@@ -105,7 +106,7 @@ def initial_for(reward: RewardFunction | None, version: RewardVersion | None) ->
     if reward is not None:
         initial.update(name=reward.name, description=reward.description)
     config = version.config
-    initial["config_json"] = json.dumps(config, indent=2)
+    initial["config_json"] = json.dumps(public_config(config), indent=2)  # never a stored key
     for key in JUDGE_FIELDS:
         if key in config:
             initial[key] = config[key]

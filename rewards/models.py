@@ -12,10 +12,11 @@ class RewardFunction(OwnedModel):
         BUILTIN = "builtin", "Built-in grader"
         CODE = "code", "Custom code"
         JUDGE = "judge", "Model as judge"
+        OPENAI_GRADER = "openai_grader", "OpenAI grader"
 
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

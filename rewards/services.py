@@ -1,7 +1,8 @@
 """State changes of reward functions: create, edit (a new version), create from a template.
 
 Judge API keys arrive in plain text and are stored only encrypted (`api_key_encrypted` in the
-version's config); `public_config` is what pages and the API may show.
+version's config; a model grader's inside its grader, see rewards.openai_graders.storage);
+`public_config` is what pages and the API may show.
 """
 
 from __future__ import annotations
@@ -14,12 +15,18 @@ from django.db import IntegrityError, transaction
 
 from rewards.library import get_template
 from rewards.models import RewardFunction, RewardVersion
-from rewards.validation import validate_reward
+from rewards.openai_graders.storage import shown_config, stored_config
+from rewards.openai_graders.validation import Checking, GraderProblem
+from rewards.validation import Problems, validate_reward
 from rftconsole.security.crypto import encrypt_text
 
 SECRET_KEY_FIELD = "api_key_encrypted"  # noqa: S105 - a field name, not a secret
 CONFIG_NOT_OBJECT = 'Must be a JSON object, e.g. {"grader": "string_check"}.'
 API_KEY_NOT_USED = "api_key is only used by an endpoint judge (judge_type: endpoint)."
+GRADER_KEY_INSIDE = (
+    "A model grader's key goes inside the grader, as its api_key (with base_url), as OpenAI's "
+    "grader objects have it."
+)
 
 
 class RewardError(ValueError):
@@ -32,13 +39,14 @@ class RewardError(ValueError):
 
 def public_config(config: dict[str, Any]) -> dict[str, Any]:
     """The config without secrets; says whether a judge key is stored."""
-    shown = {key: value for key, value in config.items() if key != SECRET_KEY_FIELD}
+    shown = {key: value for key, value in shown_config(config).items() if key != SECRET_KEY_FIELD}
     if config.get("judge_type") == "endpoint":
         shown["has_api_key"] = bool(config.get(SECRET_KEY_FIELD))
     return shown
 
 
 def _checked_config(
+    owner: AbstractBaseUser,
     kind: str,
     config: dict[str, Any],
     code: str,
@@ -49,12 +57,13 @@ def _checked_config(
     """Validate, then swap a plain API key for its encrypted form (or keep the stored one)."""
     if not isinstance(config, dict):
         raise RewardError({"config": [CONFIG_NOT_OBJECT]})
+    if kind == RewardFunction.Kind.OPENAI_GRADER:
+        return _checked_grader(owner, config, pass_threshold, api_key, previous)
     config = {k: v for k, v in config.items() if k not in {SECRET_KEY_FIELD, "has_api_key"}}
     problems = validate_reward(kind, config, code)
     for field, problem in _key_problems(kind, config, api_key):
         problems.setdefault(field, []).append(problem)
-    if not isinstance(pass_threshold, int | float) or not math.isfinite(pass_threshold):
-        problems.setdefault("pass_threshold", []).append("Must be a finite number.")
+    problems.update(_threshold_problems(pass_threshold))
     if problems:
         raise RewardError(problems)
     if kind == RewardFunction.Kind.JUDGE and config.get("judge_type") == "endpoint":
@@ -63,6 +72,45 @@ def _checked_config(
         elif previous and previous.get(SECRET_KEY_FIELD) and api_key is None:
             config[SECRET_KEY_FIELD] = previous[SECRET_KEY_FIELD]
     return config
+
+
+def _threshold_problems(pass_threshold: Any) -> Problems:
+    if not isinstance(pass_threshold, int | float) or not math.isfinite(pass_threshold):
+        return {"pass_threshold": ["Must be a finite number."]}
+    return {}
+
+
+def _checked_grader(
+    owner: AbstractBaseUser,
+    config: dict[str, Any],
+    pass_threshold: float,
+    api_key: str | None,
+    previous: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """An OpenAI grader, validated as /v1/…/graders/validate does (strict), keys encrypted."""
+    problems = _threshold_problems(pass_threshold)
+    if api_key:
+        problems["api_key"] = [GRADER_KEY_INSIDE]
+    try:
+        checked = stored_config(config, Checking(owner), previous)
+    except GraderProblem as problem:
+        problems["config"] = [str(problem)]
+    if problems:
+        raise RewardError(problems)
+    return checked
+
+
+def reward_problems(
+    owner: AbstractBaseUser, kind: str, config: dict[str, Any], code: str
+) -> Problems:
+    """What is wrong with a reward definition, without saving it (empty when it would save)."""
+    if kind != RewardFunction.Kind.OPENAI_GRADER:
+        return validate_reward(kind, config, code)
+    try:
+        stored_config(config, Checking(owner))
+    except GraderProblem as problem:
+        return {"config": [str(problem)]}
+    return {}
 
 
 def _key_problems(kind: str, config: dict[str, Any], api_key: str | None) -> list[tuple[str, str]]:
@@ -95,7 +143,7 @@ def create_reward(
         raise RewardError({"name": ["Give the reward a name."]})
     if RewardFunction.objects.filter(owner=owner, name=name).exists():
         raise RewardError({"name": [f"You already have a reward named {name!r}."]})
-    config = _checked_config(kind, config or {}, code, pass_threshold, api_key)
+    config = _checked_config(owner, kind, config or {}, code, pass_threshold, api_key)
     try:
         reward = RewardFunction.objects.create(
             owner=owner, name=name, kind=kind, description=description
@@ -125,7 +173,9 @@ def new_version(
     config = latest.config if config is None else config
     code = latest.code if code is None else code
     threshold = latest.pass_threshold if pass_threshold is None else pass_threshold
-    checked = _checked_config(reward.kind, config, code, threshold, api_key, latest.config)
+    checked = _checked_config(
+        reward.owner, reward.kind, config, code, threshold, api_key, latest.config
+    )
     if description is not None and description != reward.description:
         reward.description = description
         reward.save(update_fields=["description"])
@@ -156,4 +206,14 @@ def create_from_template(
         code=template.code,
         pass_threshold=template.pass_threshold,
         api_key=api_key,
+    )
+
+
+def create_from_openai_grader(
+    owner: AbstractBaseUser, name: str, grader: Any, description: str = ""
+) -> RewardVersion:
+    """A reward whose version runs an OpenAI grader (as a reinforcement job's `grader` is);
+    `RewardError` naming the grader's field (`config: grader.graders.x.operation: …`)."""
+    return create_reward(
+        owner, name, RewardFunction.Kind.OPENAI_GRADER, description, config={"grader": grader}
     )

@@ -22,15 +22,16 @@ from rewards.types import JudgeCallError, JudgeReply, RewardConfigError
 from rftconsole.security.crypto import encrypt_text
 
 MAX_TOKENS = 512
+SECRET_KEY_FIELD = "api_key_encrypted"  # noqa: S105 - a field name, as rewards.services stores it
 _OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 
 def judge_config(grader: dict[str, Any]) -> dict[str, Any]:
-    """Our judge's settings for this grader (validated: an endpoint, or an owned model)."""
+    """Our judge's settings for this grader (validated: an endpoint, or an owned model). Its key
+    is `api_key` (a grader given to /run) or `api_key_encrypted` (a grader stored as a reward)."""
     params = grader.get("sampling_params") or {}
     config: dict[str, Any] = {
-        **JUDGE_DEFAULTS,
-        "concurrency": 1,
+        **JUDGE_DEFAULTS,  # its concurrency too: a reward's batch asks about many rows at once
         "max_retries": 2,
         "temperature": float(params.get("temperature") or 0.0),
         "max_tokens": int(params.get("max_completions_tokens") or MAX_TOKENS),
@@ -38,9 +39,11 @@ def judge_config(grader: dict[str, Any]) -> dict[str, Any]:
     }
     if "base_url" not in grader:
         return {**config, "judge_type": "local", "local_model": grader["model"]}
-    key = grader.get("api_key") or ""
     config.update(judge_type="endpoint", base_url=grader["base_url"], model=grader["model"])
-    return {**config, **({"api_key_encrypted": encrypt_text(key)} if key else {})}
+    key = grader.get("api_key") or ""
+    # A grader given to /run brings its key in plain text; one stored as a reward, encrypted.
+    encrypted = encrypt_text(key) if key else grader.get(SECRET_KEY_FIELD)
+    return {**config, **({SECRET_KEY_FIELD: encrypted} if encrypted else {})}
 
 
 def _format_rule(grader: dict[str, Any]) -> str:
@@ -105,20 +108,37 @@ def read_label(reply: str, labels: list[str]) -> str:
 
 
 def run_model_grader(grader: dict[str, Any], context: Context, owner: AbstractBaseUser) -> Outcome:
+    return run_model_grader_all(grader, [context], owner)[0]
+
+
+def run_model_grader_all(
+    grader: dict[str, Any], contexts: list[Context], owner: AbstractBaseUser
+) -> list[Outcome]:
+    """One outcome per context; every conversation goes to one judge, which asks with its
+    concurrency (an endpoint) or generates them in batches (a registry model)."""
     from rewards.judge.clients import make_judge  # imports openai: only when a model grades
 
-    outcome = Outcome(sampled_model_name=grader["model"])
+    outcomes = [Outcome(sampled_model_name=grader["model"]) for _ in contexts]
+    conversations: dict[int, list[dict[str, str]]] = {}
+    for index, context in enumerate(contexts):
+        try:
+            conversations[index] = messages(grader, context)
+        except TemplateError as error:
+            outcomes[index].fail(error.kind, str(error))
+    if not conversations:
+        return outcomes
     try:
-        conversation = messages(grader, context)
-    except TemplateError as error:
-        return outcome.fail(error.kind, str(error))
-    try:
-        reply = make_judge(judge_config(grader), owner).judge_all([conversation])[0]
+        replies = make_judge(judge_config(grader), owner).judge_all(list(conversations.values()))
     except RewardConfigError as error:  # e.g. the model cannot be loaded
-        return outcome.fail("model_grader_server_error", str(error))
-    if isinstance(reply, JudgeCallError):
-        return outcome.fail("model_grader_server_error", str(reply))
-    return _verdict(grader, reply, outcome)
+        for index in conversations:
+            outcomes[index].fail("model_grader_server_error", str(error))
+        return outcomes
+    for index, reply in zip(conversations, replies, strict=True):
+        if isinstance(reply, JudgeCallError):
+            outcomes[index].fail("model_grader_server_error", str(reply))
+        else:
+            _verdict(grader, reply, outcomes[index])
+    return outcomes
 
 
 def _verdict(grader: dict[str, Any], reply: JudgeReply, outcome: Outcome) -> Outcome:

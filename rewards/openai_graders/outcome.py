@@ -28,6 +28,8 @@ class Outcome:
     sub_rewards: dict[str, float] = field(default_factory=dict)
     usage: dict[str, dict[str, int]] = field(default_factory=dict)  # per grader model
     sampled_model_name: str | None = None
+    # Each failure in words ("code: python_grader_runtime_error: KeyError …"): a reward's row error.
+    problems: list[str] = field(default_factory=list)
 
     def fail(self, flag: str, details: str | None = None, key: str | None = None) -> Outcome:
         """Raise `flag` (reward 0), with its details under `key` (default `<flag>_details`)."""
@@ -35,6 +37,7 @@ class Outcome:
         self.errors[flag] = True
         if details is not None:
             self.errors[key or f"{flag}_details"] = details[:2000]
+        self.problems.append(f"{flag}: {details[:2000]}" if details else flag)
         return self
 
     def add_usage(self, model: str, prompt: int, completion: int) -> None:
@@ -50,6 +53,7 @@ class Outcome:
         """A multi-grader's part: its reward by name, its errors and tokens added to ours."""
         self.sub_rewards[name] = inner.reward
         self.errors.update({key: value for key, value in inner.errors.items() if value})
+        self.problems += [f"{name}: {problem}" for problem in inner.problems]
         for model, counts in inner.usage.items():
             self.add_usage(model, counts["prompt_tokens"], counts["completion_tokens"])
 

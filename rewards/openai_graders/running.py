@@ -1,9 +1,12 @@
-"""Run one OpenAI grader on one sample and item, answering OpenAI's `graders/run` shape.
+"""Run an OpenAI grader on one sample and item, answering OpenAI's `graders/run` shape, or on a
+batch of them (`grade_all`, for a grader stored as a reward: rewards.openai_graders.batch).
 
 string_check and text_similarity are our built-in graders (in-process); python goes through the
-sandbox (rewards.scoring, never this process); score_model and label_model go to a judge
-(model_graders); multi runs its parts and combines them with `calculate_output`. Whatever goes
-wrong in a grader becomes one of OpenAI's error flags with reward 0, never an exception.
+sandbox (rewards.code_batches, never this process); score_model and label_model go to a judge
+(model_graders); multi runs its parts and combines them with `calculate_output`. On a batch each
+part runs once for all samples: a python part is one sandbox call, a model part one judge.
+Whatever goes wrong in a grader becomes one of OpenAI's error flags with reward 0, never an
+exception.
 """
 
 from __future__ import annotations
@@ -14,13 +17,13 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
+from rewards.code_batches import run_code_reporting
 from rewards.graders.configurable import evaluate_formula
 from rewards.graders.registry import run_grader
-from rewards.openai_graders.model_graders import run_model_grader
+from rewards.openai_graders.model_graders import run_model_grader_all
 from rewards.openai_graders.outcome import Outcome
 from rewards.openai_graders.templates import Context, TemplateError, render
 from rewards.openai_graders.validation import METRICS, formula_text
-from rewards.scoring import run_code_reporting
 from rewards.types import Sample
 
 # OpenAI's string_check operations, as our string_check grader runs them: like is "contains"
@@ -51,14 +54,21 @@ def run_openai_grader(
 
 
 def grade(grader: dict[str, Any], context: Context, owner: AbstractBaseUser) -> Outcome:
+    return grade_all(grader, [context], owner)[0]
+
+
+def grade_all(
+    grader: dict[str, Any], contexts: list[Context], owner: AbstractBaseUser
+) -> list[Outcome]:
+    """One outcome per context, in order."""
     kind = grader["type"]
     if kind == "multi":
-        return _multi(grader, context, owner)
+        return _multi(grader, contexts, owner)
     if kind in ("score_model", "label_model"):
-        return run_model_grader(grader, context, owner)
+        return run_model_grader_all(grader, contexts, owner)
     if kind == "python":
-        return _python(grader, context)
-    return _builtin(grader, context)
+        return _python(grader, contexts)
+    return [_builtin(grader, context) for context in contexts]
 
 
 def builtin_config(grader: dict[str, Any], reference: str) -> dict[str, Any]:
@@ -90,35 +100,55 @@ def _builtin(grader: dict[str, Any], context: Context) -> Outcome:
     return outcome
 
 
-def _python(grader: dict[str, Any], context: Context) -> Outcome:
-    """In the sandbox: a failure of the code is a runtime error; one of the sandbox (it could not
-    start, the worker died or ran out of time) is a server error."""
-    outcome = Outcome()
+def _python(grader: dict[str, Any], contexts: list[Context]) -> list[Outcome]:
+    """In the sandbox, all contexts in one call: a failure of the code is a runtime error; one of
+    the sandbox (it could not start, the worker died or ran out of time) is a server error."""
+    samples = [Sample(str(i), c.output_text, c.item) for i, c in enumerate(contexts)]
     try:
-        results, failure = run_code_reporting(
-            grader["source"], [Sample("sample", context.output_text, context.item)]
-        )
-    except (AttributeError, TypeError) as error:  # the item's messages are not chat turns
-        return outcome.fail("other_error", f"the item cannot be sent to the grader: {error}")
+        results, failure = run_code_reporting(grader["source"], samples)
+    except (AttributeError, TypeError) as error:  # an item's messages are not chat turns
+        problem = f"the item cannot be sent to the grader: {error}"
+        return [Outcome().fail("other_error", problem) for _ in contexts]
     if failure is not None:
-        timed_out = "timed out" in str(failure)
-        if timed_out:
-            outcome.fail("unresponsive_reward_error", str(failure))
-        outcome.errors["python_grader_server_error_type"] = (
-            "timeout" if timed_out else type(failure).__name__
-        )
-        return outcome.fail("python_grader_server_error", str(failure))
-    result = results[0]
-    if result.error is not None:
-        return outcome.fail("python_grader_runtime_error", result.error)
-    outcome.reward = float(result.score)
-    return outcome
+        return [_server_error(failure) for _ in contexts]
+    outcomes = []
+    for result in results:
+        outcome = Outcome()
+        if result.error is not None:
+            outcome.fail("python_grader_runtime_error", result.error)
+        else:
+            outcome.reward = float(result.score)
+        outcomes.append(outcome)
+    return outcomes
 
 
-def _multi(grader: dict[str, Any], context: Context, owner: AbstractBaseUser) -> Outcome:
+def _server_error(failure: Exception) -> Outcome:
     outcome = Outcome()
-    for name, inner in grader["graders"].items():
-        outcome.absorb(name, grade(inner, context, owner))
+    timed_out = "timed out" in str(failure)
+    if timed_out:
+        outcome.fail("unresponsive_reward_error", str(failure))
+    outcome.errors["python_grader_server_error_type"] = (
+        "timeout" if timed_out else type(failure).__name__
+    )
+    return outcome.fail("python_grader_server_error", str(failure))
+
+
+def _multi(
+    grader: dict[str, Any], contexts: list[Context], owner: AbstractBaseUser
+) -> list[Outcome]:
+    """Each part on the whole batch, then each sample's parts combined."""
+    parts = {name: grade_all(inner, contexts, owner) for name, inner in grader["graders"].items()}
+    return [
+        combine(grader, {name: outcomes[i] for name, outcomes in parts.items()})
+        for i in range(len(contexts))
+    ]
+
+
+def combine(grader: dict[str, Any], parts: dict[str, Outcome]) -> Outcome:
+    """A multi grader's outcome for one sample from its parts' outcomes and `calculate_output`."""
+    outcome = Outcome()
+    for name, inner in parts.items():
+        outcome.absorb(name, inner)
     formula = grader["calculate_output"]
     try:
         reward = evaluate_formula(formula_text(formula), outcome.sub_rewards)

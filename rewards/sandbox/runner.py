@@ -239,6 +239,11 @@ class SandboxPool:
         self.lock = threading.Lock()
         self.size = size
         self.last_seconds: dict[str, float] = {}  # by code hash: how long its last batch took
+        self.calls: dict[str, int] = {}  # by code hash: run_batches calls (a timing-free count)
+
+    def calls_of(self, code: str) -> int:
+        """How many times `code` was sent to the pool (each call may use several workers)."""
+        return self.calls.get(_hash(code), 0)
 
     def worth_splitting(self, code: str) -> bool:
         """Split a batch over workers only for code that is slow: for a fast reward the second
@@ -274,6 +279,7 @@ class SandboxPool:
         or {"error", "stdout"} — or the SandboxError that ended its worker.
         """
         code_hash = _hash(code)
+        self.calls[code_hash] = self.calls.get(code_hash, 0) + 1
         workers = self._take(len(batches), code_hash)
         sent: list[SandboxError | None] = []
         for worker, batch in zip(workers, batches, strict=True):
