@@ -238,3 +238,17 @@ def test_the_editor_saves_edited_json_as_a_new_version_validated_the_same_way(
     assert "grader.calculate_output" in response.content.decode()
     assert reward.versions.count() == 2
     assert RewardVersion.objects.filter(reward=reward).count() == 2
+
+
+def test_the_list_and_the_wizards_reward_step_offer_it_to_its_owner_only(
+    alice: User, alice_client: Client, bob_client: Client
+) -> None:
+    reward = create_from_openai_grader(alice, "capitals", both()).reward
+    assert "OpenAI grader" in alice_client.get("/rewards/").content.decode()
+    assert "capitals" not in bob_client.get("/rewards/").content.decode()
+    for client, offered in ((alice_client, True), (bob_client, False)):
+        base = client.post("/jobs/new/").url.removesuffix("basics/")
+        step = client.get(base + "reward/").content.decode()
+        assert ("capitals · OpenAI grader · v1" in step) is offered
+        chosen = client.post(base + "reward/", {"reward": reward.pk})
+        assert (chosen.status_code == 302) is offered
