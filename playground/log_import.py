@@ -9,6 +9,7 @@ streams in, so a large export is never held in memory, and a problem rolls all o
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC
 from typing import Any
 
 from django.conf import settings
@@ -136,4 +137,7 @@ def _logged_at(record: LogRecord) -> Any:
             f"timestamp {record.timestamp!r} is not an ISO 8601 time with a zone "
             "(Bedrock writes e.g. 2025-03-11T00:38:02Z)"
         )
-    return moment
+    try:  # year 1 at +14:00 is before year 1 in UTC: the database cannot hold it
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise RowError(f"timestamp {record.timestamp!r} is outside the years 1 to 9999") from None

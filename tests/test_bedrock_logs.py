@@ -237,6 +237,20 @@ def test_a_record_whose_ids_are_longer_than_aws_makes_them_is_refused_not_cut(
     assert InvocationLog.objects.count() == 1
 
 
+def test_a_timestamp_the_database_cannot_hold_is_refused_by_line(alice_client: Client) -> None:
+    """Year 1 at +14:00 is before year 1 in UTC (and 9999-12-31 at -14:00 after 9999)."""
+    record = json.loads(RECORDS.splitlines()[0])
+    for moment in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+        line = json.dumps({**record, "timestamp": moment}).encode() + b"\n"
+        answer = import_logs(alice_client, line)
+        assert answer.status_code == 400
+        [found] = answer.json()["report"]["problems"]
+        assert found["line"] == 1 and "outside the years 1 to 9999" in found["problem"]
+    assert not InvocationLog.objects.exists()
+    edge = json.dumps({**record, "timestamp": "9999-12-31T23:59:59+14:00"}).encode() + b"\n"
+    assert import_logs(alice_client, edge).status_code == 201  # control: the last moment that fits
+
+
 def equals(key: str, value: str) -> LogFilter:
     return LogFilter(key, "equals", value)
 

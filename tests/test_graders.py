@@ -149,3 +149,52 @@ def test_a_misconfigured_grader_is_refused_and_an_old_one_errors_per_row(alice) 
     version = RewardVersion.objects.create(reward=reward, number=1, config=bad)
     [result] = score_batch(version, [Sample("1", "x", {"reference_answer": "x"})])
     assert result.error == "ValueError: operation must be one of eq, ne, contains, regex"
+
+
+# Sizes at which the unbounded versions took minutes of one core (a red-team probe measured
+# 5 s for 2,000 spaces after "{{", 2 s for rouge_l on 4,000 words, >100 s for fuzzy on 20,000
+# characters); bounded, each answers at once. The generous limit only keeps a regression from
+# hanging the suite; the speed itself is not the point.
+SLOW = 10.0
+
+
+def _timed(work: object) -> float:
+    import time
+
+    started = time.perf_counter()
+    work()  # type: ignore[operator]
+    return time.perf_counter() - started
+
+
+def test_a_template_with_an_unclosed_placeholder_is_read_in_linear_time() -> None:
+    from rewards.openai_graders.templates import Context, TemplateError, render, template_problems
+
+    context = Context("Paris", {"a": "x"})
+    for text in ("{{" + " " * 20_000, "{{ " * 20_000):
+        assert _timed(lambda text=text: template_problems(text)) < SLOW
+        assert render(text, context) == text  # no placeholder: the text stays as it is
+    # Control: placeholders still resolve, spaces and all, and attribute walks are refused.
+    assert render("{{  item.a  }} / {{sample.output_text}}", context) == "x / Paris"
+    with pytest.raises(TemplateError):
+        render("{{item.__class__}}", context)
+
+
+def test_the_quadratic_similarity_measures_read_a_bounded_prefix() -> None:
+    from rewards.graders.configurable import SIMILARITY
+
+    words = " ".join(["x"] * 40_000)
+    letters = "".join(chr(0x4E00 + n % 101) for n in range(20_000))
+    assert _timed(lambda: SIMILARITY["rouge_l"](words, words)) < SLOW
+    assert _timed(lambda: SIMILARITY["fuzzy"](letters, letters[::-1])) < SLOW
+    # Control: short texts score exactly as before.
+    assert SIMILARITY["rouge_l"]("the cat sat", "the cat sat") == 1.0
+    assert SIMILARITY["fuzzy"]("abcd", "abcd") == 1.0
+
+
+@pytest.mark.parametrize("formula", ["-" * 900 + "s", "s" + "+s" * 600, "s" + "+s" * 200])
+def test_a_formula_too_long_or_too_deep_is_refused_not_a_crash(formula: str) -> None:
+    from rewards.graders.configurable import evaluate_formula
+
+    with pytest.raises(ValueError, match="formula"):
+        evaluate_formula(formula, {"s": 1.0})
+    assert evaluate_formula("-s + 0.5 * s", {"s": 1.0}) == -0.5  # control

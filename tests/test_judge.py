@@ -380,3 +380,14 @@ def test_a_judge_may_only_call_allow_listed_hosts(alice: User, settings: Any) ->
     settings.RFT_JUDGE_ALLOWED_HOSTS = ["127.0.0.1"]  # narrowed after the reward was saved
     with pytest.raises(RewardConfigError, match="may not call 10.0.0.5"):
         score_batch(version, samples("an answer"))
+
+
+def test_a_judge_base_url_python_cannot_parse_is_a_config_error_not_a_crash() -> None:
+    config = {"judge_type": "endpoint", "model": "m", "instructions": "{{response}}"}
+    for url in ("http://[::1", "http://[::1]x/v1"):
+        problems = validate_judge_config({**config, "base_url": url})
+        assert any("not a valid URL" in problem for problem in problems), problems
+    assert not any(  # control: a good URL has no such problem
+        "valid URL" in p
+        for p in validate_judge_config({**config, "base_url": "http://127.0.0.1:8/v1"})
+    )

@@ -327,6 +327,9 @@ def test_validate_refuses_broken_model_graders(client: openai.OpenAI, judge: Jud
     assert wrong_range.param == "grader.range"
     stray = label_model(judge) | {"passing_labels": ["great"]}
     assert refused(client, stray).param == "grader.passing_labels"
+    for url in ("http://[::1", "http://[bad]/v1", "http://[::1]x/v1"):
+        bad_url = refused(client, score_model(judge, base_url=url))
+        assert bad_url.param == "grader.base_url" and "not a valid URL" in bad_url.message
     image = score_model(judge) | {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}  # fmt: skip
     assert "input_image is not supported" in refused(client, image).message
     far = score_model(judge) | {"base_url": "http://203.0.113.9/v1"}

@@ -128,9 +128,17 @@ def bleu(candidate: str, reference: str) -> float:
     return round(brevity * math.exp(sum(math.log(p) for p in precisions) / 4), 6)
 
 
+# difflib's matching is quadratic (worse for fuzzy on text of few repeated characters), so these
+# two read a bounded prefix: a request- or answer-sized text could otherwise pin a core for minutes.
+ROUGE_L_MAX_WORDS = 2_000
+FUZZY_MAX_CHARS = 2_000
+
+
 def rouge_l(candidate: str, reference: str) -> float:
-    """ROUGE-L F1 over words (longest common subsequence)."""
-    cand, ref = candidate.split(), reference.split()
+    """ROUGE-L F1 over words (longest common subsequence), over the first ROUGE_L_MAX_WORDS
+    words of each side."""
+    cand = candidate.split()[:ROUGE_L_MAX_WORDS]
+    ref = reference.split()[:ROUGE_L_MAX_WORDS]
     if not cand or not ref:
         return 0.0
     lcs = sum(
@@ -177,7 +185,7 @@ def _rouge(n: int) -> Callable[[str, str], float]:
 
 SIMILARITY: dict[str, Callable[[str, str], float]] = {
     "fuzzy": lambda output, reference: difflib.SequenceMatcher(
-        a=output.strip(), b=reference.strip()
+        a=output.strip()[:FUZZY_MAX_CHARS], b=reference.strip()[:FUZZY_MAX_CHARS]
     ).ratio(),
     "bleu": bleu,
     "gleu": gleu,
@@ -218,6 +226,10 @@ _FUNCTIONS: dict[str, Callable[..., float]] = {
 }  # fmt: skip
 
 
+MAX_FORMULA_CHARS = 1_000
+MAX_FORMULA_NODES = 300
+
+
 def evaluate_formula(formula: str, values: dict[str, float]) -> float:
     """Arithmetic on named scores: + - * / ** and min max abs floor ceil exp sqrt log, numbers
     and names only. A result that is not a real number (e.g. (-8) ** 0.5) is a ValueError.
@@ -245,8 +257,16 @@ def evaluate_formula(formula: str, values: dict[str, float]) -> float:
             return float(_FUNCTIONS[node.func.id](*(walk(arg) for arg in node.args)))
         raise ValueError(f"not allowed in a formula: {ast.unparse(node)!r}")
 
+    if len(formula) > MAX_FORMULA_CHARS:
+        raise ValueError(
+            f"the formula is {len(formula):,} characters; at most {MAX_FORMULA_CHARS:,}"
+        )
+    tree = ast.parse(formula, mode="eval")
+    # `walk` recurses once per node: a bound on the nodes keeps `-` × 900 off Python's stack.
+    if sum(1 for _ in ast.walk(tree)) > MAX_FORMULA_NODES:
+        raise ValueError(f"the formula has more than {MAX_FORMULA_NODES} parts")
     try:
-        value = walk(ast.parse(formula, mode="eval"))
+        value = walk(tree)
     except ArithmeticError as error:  # x / 0, exp(1000): that row's error, as a ValueError
         raise ValueError(f"the formula cannot be computed: {error}") from None
     if not isinstance(value, float | int):  # a negative base to a fractional power is complex

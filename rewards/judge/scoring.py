@@ -14,7 +14,7 @@ import json
 import math
 import re
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 from jobs.datasets.formats import prompt_messages
 from rewards.models import RewardVersion
@@ -109,6 +109,17 @@ def _range_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
+def parse_base_url(text: str) -> ParseResult:
+    """A judge's base URL, parsed; ValueError for what urlparse refuses ("http://[::1") and for
+    what it lets through but a client then fails on: a port that is not a number, or anything
+    after an IPv6 literal's "]" but a port ("http://[::1]x/v1")."""
+    url = urlparse(text)
+    url.port  # noqa: B018 - raises ValueError for a port that is not a number
+    if "]" in url.netloc and not re.fullmatch(r"(:\d+)?", url.netloc.rsplit("]", 1)[1]):
+        raise ValueError("only a :port may follow an IPv6 address's ']'")
+    return url
+
+
 def host_allowed(host: str) -> bool:
     """Judges reach only allow-listed hosts (RFT_JUDGE_ALLOWED_HOSTS; "*" allows any name), so
     a reward cannot make the trainer call into the private network.
@@ -129,7 +140,10 @@ def _judge_problems(config: dict[str, Any]) -> list[str]:
     if judge_type != "endpoint":
         return [f"judge_type must be 'endpoint' or 'local', not {judge_type!r}."]
     problems = []
-    url = urlparse(str(config.get("base_url") or ""))
+    try:
+        url = parse_base_url(str(config.get("base_url") or ""))
+    except ValueError as error:  # "http://[::1": urlparse refuses it
+        return [f"base_url is not a valid URL ({error})."]
     if url.scheme not in ("http", "https") or not url.netloc:
         problems.append("base_url must be an http:// or https:// URL, e.g. http://host:8000/v1.")
     elif not host_allowed(url.hostname or ""):

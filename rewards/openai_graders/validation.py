@@ -9,14 +9,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 from django.contrib.auth.models import AbstractBaseUser
 
 from jobs.models import ModelEntry
 from rewards.code import CodeError, detect_interface
 from rewards.graders.configurable import evaluate_formula
-from rewards.judge.scoring import host_allowed
+from rewards.judge.scoring import host_allowed, parse_base_url
 from rewards.openai_graders.templates import template_problems
 from rewards.validation import MAX_CODE_CHARS
 from rftconsole.ownership import owned
@@ -200,7 +199,10 @@ def _judge(grader: dict[str, Any], how: Checking, where: str) -> None:
     name, a model of the caller's own registry — never another user's."""
     model = _text(grader, "model", where)
     if "base_url" in grader:
-        url = urlparse(str(grader["base_url"]))
+        try:
+            url = parse_base_url(str(grader["base_url"]))
+        except ValueError as error:  # "http://[::1": urlparse refuses it
+            raise GraderProblem(f"{where}.base_url", f"is not a valid URL ({error}).") from None
         if url.scheme not in ("http", "https") or not url.netloc:
             raise GraderProblem(f"{where}.base_url", "must be an http:// or https:// URL.")
         if not host_allowed(url.hostname or ""):
