@@ -4,7 +4,6 @@ and streamed), sampling options, OpenAI-shaped errors, the rate limit and invoca
 from __future__ import annotations
 
 import json
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,10 +20,8 @@ from jobs.models import ModelEntry
 from jobs.registry.services import register_model
 from playground.deployments import deploy
 from playground.models import Deployment, InvocationLog
-from rftconsole.processes.supervisor import Child, Supervisor
 from rftconsole.services import create_api_key
-from tests.support.processes import free_port, http_status
-from tests.support.stack import child_env
+from tests.support.stack import serving_v1
 from tests.support.tiny_models import save_tiny_model
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
@@ -40,17 +37,10 @@ JSON_TASK = [{"role": "user", "content": "Hello"}]  # the starter answers with a
 
 @pytest.fixture(scope="module")
 def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Daphne on the test database, as `manage.py up` starts it."""
-    port = free_port()
-    env = child_env()
-    env["RFT_RATE_LIMIT_PER_MINUTE"] = str(RATE_LIMIT)
-    supervisor = Supervisor(env)
-    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-    log = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    ready = lambda: http_status(f"http://127.0.0.1:{port}/v1/models") == 401  # noqa: E731
-    supervisor.start(Child("daphne", [*argv, "rftconsole.asgi:application"], log, ready), 120)
-    yield f"http://127.0.0.1:{port}/v1"
-    supervisor.stop_all(grace_seconds=10)
+    with serving_v1(
+        tmp_path_factory.mktemp("daphne"), RFT_RATE_LIMIT_PER_MINUTE=str(RATE_LIMIT)
+    ) as url:
+        yield url
 
 
 @pytest.fixture

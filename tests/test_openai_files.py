@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,11 +23,9 @@ from django.test import Client
 from jobs.datasets.storage import iter_rows
 from jobs.models import Dataset
 from rftconsole.models import ApiKeyScope, AuditEvent
-from rftconsole.processes.supervisor import Child, Supervisor
 from rftconsole.services import create_api_key
 from tests.support.job_rows import make_job
-from tests.support.processes import free_port, http_status
-from tests.support.stack import child_env
+from tests.support.stack import serving_v1
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 
@@ -43,17 +40,8 @@ CONVERSE_ROW = {
 
 @pytest.fixture(scope="module")
 def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Daphne on the test database, as `manage.py up` starts it."""
-    port = free_port()
-    env = child_env()
-    env["RFT_DATASET_MAX_BYTES"] = str(MAX_BYTES)
-    supervisor = Supervisor(env)
-    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-    log = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    ready = lambda: http_status(f"http://127.0.0.1:{port}/v1/models") == 401  # noqa: E731
-    supervisor.start(Child("daphne", [*argv, "rftconsole.asgi:application"], log, ready), 120)
-    yield f"http://127.0.0.1:{port}/v1"
-    supervisor.stop_all(grace_seconds=10)
+    with serving_v1(tmp_path_factory.mktemp("daphne"), RFT_DATASET_MAX_BYTES=str(MAX_BYTES)) as url:
+        yield url
 
 
 def key_for(user: User, scope: str = ApiKeyScope.API) -> str:

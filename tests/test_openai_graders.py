@@ -6,7 +6,6 @@ model graders ask the fake judge endpoint (tests/support/judge_server.py) or a r
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,9 @@ from django.contrib.auth.models import User
 
 from jobs.registry.services import register_model
 from rftconsole.models import ApiKeyScope
-from rftconsole.processes.supervisor import Child, Supervisor
 from rftconsole.services import create_api_key
 from tests.support.judge_server import JudgeServer, serve
-from tests.support.processes import free_port, http_status
-from tests.support.stack import child_env
+from tests.support.stack import serving_v1
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
 
@@ -87,17 +84,10 @@ def multi(formula: str = "0.5 * code + 0.5 * city") -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Daphne on the test database, as `manage.py up` starts it."""
-    port = free_port()
-    env = child_env()
-    env["RFT_REWARD_TIMEOUT"] = str(REWARD_TIMEOUT)
-    supervisor = Supervisor(env)
-    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-    log = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    ready = lambda: http_status(f"http://127.0.0.1:{port}/v1/models") == 401  # noqa: E731
-    supervisor.start(Child("daphne", [*argv, "rftconsole.asgi:application"], log, ready), 120)
-    yield f"http://127.0.0.1:{port}/v1"
-    supervisor.stop_all(grace_seconds=10)
+    with serving_v1(
+        tmp_path_factory.mktemp("daphne"), RFT_REWARD_TIMEOUT=str(REWARD_TIMEOUT)
+    ) as url:
+        yield url
 
 
 @pytest.fixture

@@ -29,9 +29,9 @@ from jobs.datasets.streams import file_lines
 from jobs.datasets.tools import remove_dataset
 from jobs.datasets.transfers import too_large_message, upload_too_large
 from jobs.models import Dataset
-from playground.v1.params import ApiError, bad
+from playground.v1.params import ApiError, bad, require_api_scope
 from playground.v1.views import v1_view
-from rftconsole.models import ApiKey, ApiKeyScope
+from rftconsole.models import ApiKey
 from rftconsole.ownership import owned
 from rftconsole.paths import download_filename
 from rftconsole.security.audit import audit
@@ -44,16 +44,6 @@ MAX_LIST = 10_000  # OpenAI's largest (and default) page
 SHOWN_PROBLEMS = 5  # line-level problems quoted in an error message
 NAME_LENGTH = 100  # a dataset name's limit (importer.check_name)
 CHUNK_BYTES = 256 * 1024
-
-
-def _require_api_scope(api_key: ApiKey) -> None:
-    if not api_key.covers(ApiKeyScope.API):
-        raise ApiError(
-            403,
-            f"This API key (scope '{api_key.scope}') may not manage files: they are fine-tuning "
-            "data. Create a key with the 'api' scope on the API keys page.",
-            code="insufficient_permissions",
-        )
 
 
 def id_of(dataset: Dataset) -> str:
@@ -236,7 +226,7 @@ async def _chunks(handle: IO[bytes]) -> AsyncIterator[bytes]:
 @v1_view(("GET", "POST"))
 async def files(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
     """`GET /v1/files` lists (cursor pagination), `POST /v1/files` uploads (multipart)."""
-    _require_api_scope(api_key)
+    require_api_scope(api_key, "manage files: they are fine-tuning data")
     if request.method == "POST":
         return JsonResponse(await sync_to_async(_create)(request, api_key))
     return JsonResponse(await sync_to_async(_listed)(api_key, request.GET))
@@ -244,7 +234,7 @@ async def files(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
 
 @v1_view(("GET", "DELETE"))
 async def file(request: HttpRequest, api_key: ApiKey, file_id: str) -> HttpResponse:
-    _require_api_scope(api_key)
+    require_api_scope(api_key, "manage files: they are fine-tuning data")
     if request.method == "DELETE":
         return JsonResponse(await sync_to_async(_deleted)(api_key, file_id))
     return JsonResponse(file_object(await sync_to_async(_owned_file)(api_key, file_id)))
@@ -253,7 +243,7 @@ async def file(request: HttpRequest, api_key: ApiKey, file_id: str) -> HttpRespo
 @v1_view(("GET",))
 async def content(request: HttpRequest, api_key: ApiKey, file_id: str) -> HttpResponse:
     """The stored rows (converted to chat format) as JSONL; audited like a dataset download."""
-    _require_api_scope(api_key)
+    require_api_scope(api_key, "manage files: they are fine-tuning data")
     dataset, handle = await sync_to_async(_opened)(request, api_key, file_id)
     response = StreamingHttpResponse(_chunks(handle), content_type="application/jsonl")
     stem = dataset.name.removesuffix(".jsonl")

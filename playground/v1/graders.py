@@ -14,7 +14,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from playground.v1.params import ApiError, bad, parse_body
+from playground.v1.params import bad, parse_body, require_api_scope
 from playground.v1.views import v1_view
 from rewards.openai_graders.running import run_openai_grader
 from rewards.openai_graders.validation import (
@@ -23,18 +23,7 @@ from rewards.openai_graders.validation import (
     validate_grader,
     without_secrets,
 )
-from rftconsole.models import ApiKey, ApiKeyScope
-
-
-def _require_api_scope(api_key: ApiKey) -> None:
-    if not api_key.covers(ApiKeyScope.API):
-        raise ApiError(
-            403,
-            f"This API key (scope '{api_key.scope}') may not use graders: they run code and call "
-            "judge models. Create a key with the 'api' scope on the API keys page.",
-            type_="invalid_request_error",
-            code="insufficient_permissions",
-        )
+from rftconsole.models import ApiKey
 
 
 def _grader(body: dict[str, Any], how: Checking) -> dict[str, Any]:
@@ -65,13 +54,13 @@ def _run(api_key: ApiKey, body: dict[str, Any]) -> dict[str, Any]:
 
 @v1_view(("POST",))
 async def validate(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
-    _require_api_scope(api_key)
+    require_api_scope(api_key, "use graders: they run code and call judge models")
     body = parse_body(request.body)
     return JsonResponse(await sync_to_async(_validate)(api_key, body))
 
 
 @v1_view(("POST",))
 async def run(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
-    _require_api_scope(api_key)
+    require_api_scope(api_key, "use graders: they run code and call judge models")
     body = parse_body(request.body)
     return JsonResponse(await sync_to_async(_run)(api_key, body))

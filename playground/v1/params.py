@@ -16,6 +16,7 @@ from django.http import JsonResponse
 
 from playground.inference.types import Sampling
 from playground.models import check_metadata
+from rftconsole.models import ApiKey, ApiKeyScope
 from rftconsole.parsers import JSONInputError, strict_loads
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
@@ -53,6 +54,18 @@ class ApiError(Exception):
         for name, value in self.headers.items():
             response[name] = value
         return response
+
+
+def require_api_scope(api_key: ApiKey, what: str) -> None:
+    """A 403 in OpenAI's shape unless the key has the `api` scope: fine-tuning management (files,
+    graders that run code and call judges) is not for a key that ships inside a chat app."""
+    if not api_key.covers(ApiKeyScope.API):
+        raise ApiError(
+            403,
+            f"This API key (scope '{api_key.scope}') may not {what}. Create a key with the 'api' "
+            "scope on the API keys page.",
+            code="insufficient_permissions",
+        )
 
 
 def bad(message: str, param: str | None = None) -> ApiError:

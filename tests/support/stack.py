@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -19,7 +21,7 @@ from rftconsole.management.commands.up import (
 )
 from rftconsole.processes.embedded_redis import prepare_socket, redis_ready, redis_server_argv
 from rftconsole.processes.supervisor import Child, Supervisor
-from tests.support.processes import http_status
+from tests.support.processes import free_port, http_status
 
 
 def test_database_url() -> str:
@@ -82,3 +84,16 @@ def start_web(supervisor: Supervisor, port: int, log_dir: Path, generation: int 
     web = Child(f"daphne-{generation}", argv, log_dir / f"daphne-{generation}.log", ready)
     supervisor.start(web, 120)
     return web
+
+
+@contextmanager
+def serving_v1(log_dir: Path, **environment: str) -> Iterator[str]:
+    """A real Daphne on the test database, as `manage.py up` starts it, with `environment` added
+    to its settings; yields the base URL of its OpenAI-compatible endpoint."""
+    port = free_port()
+    supervisor = Supervisor({**child_env(), **environment})
+    start_web(supervisor, port, log_dir)
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        supervisor.stop_all(grace_seconds=10)
