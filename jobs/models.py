@@ -139,6 +139,9 @@ class Job(OwnedModel):
         ModelEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     output_step = models.IntegerField(null=True, blank=True, help_text="Step of the output model.")
+    # Set by the OpenAI fine-tuning API (/v1/fine_tuning/jobs); shown there as given.
+    suffix = models.CharField(max_length=64, blank=True, help_text="Part of the `ft:` model name.")
+    metadata = models.JSONField(default=dict, blank=True, help_text="Up to 16 key: value strings.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -70,6 +70,11 @@ def deploy(
             f"{name!r} is not a valid deployment name: use up to 100 letters, digits, '.', '_', "
             "':' or '-', starting with a letter or digit."
         )
+    if name.startswith("ft:"):
+        raise DeploymentError(
+            f"{name!r} starts with 'ft:', which names fine-tuning jobs' models on /v1/ (they are "
+            "served without a deployment): choose another name."
+        )
     with transaction.atomic():
         if live(owner).select_for_update().filter(name=name).exists():
             raise DeploymentError(f"You already have a deployment named {name!r}.")

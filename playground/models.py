@@ -59,7 +59,7 @@ class InvocationLog(OwnedModel):
         BEDROCK = "bedrock", "Imported Bedrock log"
 
     deployment = models.CharField(
-        max_length=100,
+        max_length=200,  # an `ft:` model name (base, user, suffix, job, checkpoint) can pass 100
         help_text="The deployment the request went to (an imported Bedrock log: its modelId).",
     )
     request = EncryptedJSONField(help_text="The OpenAI chat request body: messages and sampling.")

@@ -21,7 +21,7 @@ from jobs.models import Checkpoint, Job, MetricPoint
 from jobs.registry.loading import SamplingSettings, load_for_inference, load_tokenizer
 from jobs.training.callback import JobCallback, record_metric
 from jobs.training.data import JobData, prepare, to_hf_dataset
-from jobs.training.evaluation import evaluate_loaded
+from jobs.training.evaluation import evaluate_loaded, pick_rows
 from jobs.training.hyperparameters import Hyperparameters
 from jobs.training.output import publish_output
 from jobs.training.reward_bridge import RewardBridge
@@ -134,9 +134,8 @@ def _run(job: Job) -> None:
     def evaluate(current: PreTrainedModel) -> dict[str, Any]:
         was_training = current.training
         current.eval()
-        result = evaluate_loaded(
-            current, tokenizer, data.validation, job.reward_version, sampling(hp)
-        )
+        rows = pick_rows(data.validation, hp.eval_samples or None, hp.seed)  # same rows each time
+        result = evaluate_loaded(current, tokenizer, rows, job.reward_version, sampling(hp))
         current.train(was_training)
         return result.summary()
 

@@ -48,6 +48,9 @@ class Hyperparameters:
     eval_interval: int = _param(
         "evalInterval", 20, 20, 1, 100, "Validate (and checkpoint) every this many steps."
     )
+    eval_samples: int = _param(
+        "evalSamples", 0, 0, 0, 100_000, "Validation rows scored at each validation (0: all)."
+    )
     max_prompt_length: int = _param(
         "maxPromptLength", 256, 1024, 16, 32768, "Longer prompts are truncated (flagged)."
     )

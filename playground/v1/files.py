@@ -29,7 +29,7 @@ from jobs.datasets.streams import file_lines
 from jobs.datasets.tools import remove_dataset
 from jobs.datasets.transfers import too_large_message, upload_too_large
 from jobs.models import Dataset
-from playground.v1.params import ApiError, bad, require_api_scope
+from playground.v1.params import ApiError, bad, page_limit, require_api_scope
 from playground.v1.views import v1_view
 from rftconsole.models import ApiKey
 from rftconsole.ownership import owned
@@ -152,7 +152,7 @@ def _create(request: HttpRequest, api_key: ApiKey) -> dict[str, Any]:
 
 
 def _listed(api_key: ApiKey, query: Any) -> dict[str, Any]:
-    limit = _limit(query.get("limit"))
+    limit = page_limit(query.get("limit"), MAX_LIST, MAX_LIST)
     order = query.get("order") or "desc"
     if order not in ("asc", "desc"):
         raise bad(f"Invalid value for 'order': {order[:20]!r}; use 'asc' or 'desc'.", "order")
@@ -170,17 +170,6 @@ def _listed(api_key: ApiKey, query: Any) -> dict[str, Any]:
         "first_id": data[0]["id"] if data else None,
         "last_id": data[-1]["id"] if data else None,
     }
-
-
-def _limit(text: str | None) -> int:
-    if text is None or text == "":
-        return MAX_LIST
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_LIST:
-        raise bad(
-            f"Invalid value for 'limit': {text[:20]!r}; use a whole number from 1 to {MAX_LIST}.",
-            "limit",
-        )
-    return int(text)
 
 
 def _after(datasets: QuerySet[Dataset], after: str | None, order: str) -> QuerySet[Dataset]:

@@ -72,6 +72,18 @@ def bad(message: str, param: str | None = None) -> ApiError:
     return ApiError(400, message, param=param)
 
 
+def page_limit(text: str | None, default: int, maximum: int) -> int:
+    """A list endpoint's `limit` query parameter: a whole number from 1 to `maximum`."""
+    if text is None or text == "":
+        return default
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= maximum:
+        raise bad(
+            f"Invalid value for 'limit': {text[:20]!r}; use a whole number from 1 to {maximum}.",
+            "limit",
+        )
+    return int(text)
+
+
 @dataclass
 class ChatRequest:
     model: str

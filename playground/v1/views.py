@@ -29,6 +29,7 @@ from playground.inference.pool import Served, get_pool
 from playground.inference.streaming import chat_prompt_ids, stream_choices
 from playground.inference.types import Delta, Finish, GenerationError
 from playground.models import Deployment, InvocationLog
+from playground.v1.ft_models import ft_deployment, ft_models
 from playground.v1.params import ApiError, ChatRequest, parse_body, parse_chat_request
 from playground.v1.ratelimit import take
 from playground.v1.responses import Call, choice, chunk, completion_body
@@ -122,10 +123,14 @@ def _model_object(deployment: Deployment) -> dict[str, Any]:
 
 @v1_view(("GET",))
 async def list_models(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
-    """The caller's Active deployments, as OpenAI lists models."""
+    """The caller's Active deployments and succeeded jobs' `ft:` models, as OpenAI lists models."""
     deployments = owned(Deployment, api_key.owner).select_related("owner")
     active = deployments.filter(status=Deployment.Status.ACTIVE).order_by("name")
-    return JsonResponse({"object": "list", "data": [_model_object(d) async for d in active]})
+    data = [_model_object(d) async for d in active]
+    owner = api_key.owner.get_username()
+    for name, created in await sync_to_async(ft_models)(api_key.owner):
+        data.append({"id": name, "object": "model", "created": created, "owned_by": owner})
+    return JsonResponse({"object": "list", "data": data})
 
 
 @v1_view(("GET",))
@@ -139,6 +144,8 @@ async def unknown_url(request: HttpRequest, rest: str = "") -> HttpResponse:
 
 
 def _deployment(api_key: ApiKey, name: str) -> Deployment:
+    if name.startswith("ft:"):  # a job's tuned model or checkpoint: served without a deploy
+        return ft_deployment(api_key.owner, name)
     # get(), not first(): a live name is unique per owner, and an unordered lookup compiles in
     # half the time (this query is on every request's way to its first token).
     deployments = owned(Deployment, api_key.owner).select_related("model__base")
