@@ -17,7 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
-from jobs.datasets.bedrock_logs import LogRecord, is_log_record, read_record
+from jobs.datasets.bedrock_logs import LogRecord, is_log_record, line_rows, read_record
 from jobs.datasets.formats import RowError
 from jobs.datasets.importer import DatasetError, ImportReport, check_size, parse_line
 from jobs.datasets.streams import StreamError, file_lines
@@ -68,22 +68,32 @@ def _store(owner: AbstractBaseUser, lines: Iterable[bytes], report: ImportReport
     limit = settings.RFT_DATASET_MAX_ROWS
     for number, raw in enumerate(lines, start=1):
         try:
-            log = _log_of(owner, parse_line(raw, number))
+            entries = line_rows(parse_line(raw, number))  # a CloudWatch Logs envelope gives many
         except RowError as error:
             report.problem(number, str(error))
             continue
-        if log is None:
-            continue
-        report.rows += 1
+        for entry in entries:
+            try:
+                log = _log_of(owner, entry.row())
+            except RowError as error:
+                report.problem(number, entry.problem(error))
+                continue
+            if log is None:
+                continue
+            report.rows += 1
+            if report.rows > limit:
+                report.problem(
+                    number, f"more than {limit:,} records (RFT_DATASET_MAX_ROWS); split it"
+                )
+                break
+            if report.ok:
+                pending.append(log)
+                report.converted["bedrock_log"] += 1
+            if len(pending) >= BATCH:
+                InvocationLog.objects.bulk_create(pending)
+                pending = []
         if report.rows > limit:
-            report.problem(number, f"more than {limit:,} records (RFT_DATASET_MAX_ROWS); split it")
             break
-        if report.ok:
-            pending.append(log)
-            report.converted["bedrock_log"] += 1
-        if len(pending) >= BATCH:
-            InvocationLog.objects.bulk_create(pending)
-            pending = []
     if pending and report.ok:
         InvocationLog.objects.bulk_create(pending)
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from jobs.models import Dataset
@@ -379,3 +379,239 @@ def test_manage_py_import_dataset_reads_a_gz_export(alice: User, tmp_path: Path)
     assert out.getvalue().splitlines()[-1] == "valid: 6 rows (6 converted), 0 problems"
     dataset = Dataset.objects.get(owner=alice, name="s3-export")
     assert dataset.converted == {"bedrock_log": 6} and "requestId" in dataset.fields
+
+
+LLAMA_MISTRAL = (LOGS / "llama-mistral-records.jsonl").read_bytes()
+ENVELOPES = (LOGS / "cloudwatch-envelopes.jsonl").read_bytes()
+
+
+def record_line(record: dict[str, Any]) -> bytes:
+    return json.dumps(record).encode() + b"\n"
+
+
+def llama_mistral(number: int) -> dict[str, Any]:
+    return json.loads(LLAMA_MISTRAL.splitlines()[number - 1])
+
+
+def test_a_llama3_invoke_model_record_imports_with_its_system_prompt(
+    alice_client: Client, data_dir: Path
+) -> None:
+    response = upload_dataset(alice_client, "llama-mistral", LLAMA_MISTRAL)
+    assert response.status_code == 201, response.content
+    rows = rows_of(response.json()["dataset"]["id"])
+    assert rows[0]["messages"] == [
+        {"role": "system", "content": "You are a travel agent. Be brief."},
+        {"role": "user", "content": "I want to visit Japan."},
+        {"role": "assistant", "content": "Spring is the best season for Japan."},
+        {"role": "user", "content": "Which city first?"},
+    ]  # the trailing empty assistant header is the model's, not a turn
+    assert rows[0]["reference_answer"] == "Start in Tokyo."
+    assert rows[0]["project"] == "travel" and rows[0]["modelId"].startswith("meta.llama3")
+    assert not {"prompt", "max_gen_len", "temperature"} & set(rows[0])
+
+
+def test_llama_and_mistral_streams_and_inst_prompts_import_as_conversations(
+    alice_client: Client, data_dir: Path
+) -> None:
+    response = upload_dataset(alice_client, "llama-mistral", LLAMA_MISTRAL)
+    assert response.status_code == 201, response.content
+    assert response.json()["report"]["converted"] == {"bedrock_log": 5}
+    rows = rows_of(response.json()["dataset"]["id"])
+    assert [(r["operation"], r["reference_answer"]) for r in rows[1:]] == [
+        ("InvokeModelWithResponseStream", "Red is one."),  # Llama chunks joined
+        ("InvokeModel", "Merci"),  # Llama 2
+        ("InvokeModel", "Whisk an egg yolk with oil, slowly."),  # Mistral `outputs`
+        ("InvokeModelWithResponseStream", "Jupiter."),  # Mistral chunks joined
+    ]
+    assert rows[1]["messages"] == [{"role": "user", "content": "Name a primary colour."}]
+    assert rows[2]["messages"] == [  # Llama 2: <<SYS>> inside the first [INST]
+        {"role": "system", "content": "You translate English to French."},
+        {"role": "user", "content": "Hello"},
+        {"role": "assistant", "content": "Bonjour"},
+        {"role": "user", "content": "Thank you"},
+    ]
+    assert rows[3]["messages"] == [  # Mistral: no system prompt
+        {"role": "user", "content": "What is your favourite condiment?"},
+        {"role": "assistant", "content": "Fresh lemon juice."},
+        {"role": "user", "content": "Do you have a mayonnaise recipe?"},
+    ]
+    logs = import_logs(alice_client, gz(LLAMA_MISTRAL))
+    assert logs.status_code == 201 and logs.json()["imported"] == 5
+    mistral = InvocationLog.objects.get(model_id="mistral.mistral-7b-instruct-v0:2")
+    assert mistral.request["messages"][-1]["content"] == "Do you have a mayonnaise recipe?"
+    assert (mistral.response_text, mistral.prompt_tokens, mistral.completion_tokens) == (
+        "Whisk an egg yolk with oil, slowly.",
+        35,
+        9,
+    )
+
+
+def with_prompt(prompt: str) -> bytes:
+    record = llama_mistral(1)
+    record["input"]["inputBodyJson"]["prompt"] = prompt
+    return record_line(record)
+
+
+def test_a_raw_prompt_without_chat_markers_is_refused_by_line_naming_the_read_formats(
+    alice_client: Client, data_dir: Path
+) -> None:
+    refused = {
+        "Translate to French: cheese": "no chat markers this console reads: only Llama 3",
+        "\n\nHuman: Hi\n\nAssistant:": "Llama 2 / Mistral ([INST] … [/INST]",
+        "<s>[INST] a [/INST] b [/INST]": "markers do not alternate",
+        "Intro <s>[INST] Hi [/INST]": "text before the first [INST]",
+        "<s>[INST] Hi [/INST] Hello": "ends with an assistant turn",
+        "<|begin_of_text|><|start_header_id|>ipython<|end_header_id|>\n\n{}<|eot_id|>": (
+            "a tool turn ('ipython')"
+        ),
+    }
+    for prompt, problem in refused.items():
+        for answer in (
+            upload_dataset(alice_client, "raw", RECORDS + with_prompt(prompt)),
+            import_logs(alice_client, RECORDS + with_prompt(prompt)),
+        ):
+            assert answer.status_code == 400, (prompt, answer.content)
+            [found] = answer.json()["report"]["problems"]
+            assert found["line"] == 7 and found["problem"].startswith("input body: "), found
+            assert problem in found["problem"], (prompt, found)
+    assert not Dataset.objects.exists() and stored_files(data_dir) == []
+    assert not InvocationLog.objects.exists()
+    # Control: the same probe with Mistral's markers imports.
+    control = import_logs(alice_client, RECORDS + with_prompt("<s>[INST] cheese? [/INST]"))
+    assert control.status_code == 201 and control.json()["imported"] == 7
+
+
+def with_turns(operation: str, body: dict[str, Any]) -> bytes:
+    record = json.loads(RECORDS.splitlines()[0 if operation == "Converse" else 2])
+    record["input"]["inputBodyJson"] = body
+    return record_line(record)
+
+
+def test_tool_blocks_in_the_prompt_are_refused_by_line_with_the_reason(
+    alice_client: Client, data_dir: Path
+) -> None:
+    call = {"toolUseId": "t1", "name": "plan", "input": {}}
+    converse_use = [
+        {"role": "user", "content": [{"text": "Plan?"}]},
+        {"role": "assistant", "content": [{"toolUse": call}]},
+        {
+            "role": "user",
+            "content": [{"toolResult": {"toolUseId": "t1", "content": [{"text": "Gold"}]}}],
+        },
+    ]
+    anthropic_use = [{"role": "user", "content": "Plan?"},
+                     {"role": "assistant", "content": [{"type": "tool_use", "id": "t1",
+                                                        "name": "plan", "input": {}}]},
+                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                                                   "content": "Gold"}]}]  # fmt: skip
+    anthropic = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64}
+    cases = [
+        (with_turns("Converse", {"messages": converse_use}), "message 2 has a toolUse block"),
+        (with_turns("Converse", {"messages": converse_use[:1] + converse_use[2:]}),
+         "message 2 has a toolResult block"),
+        (with_turns("InvokeModel", {**anthropic, "messages": anthropic_use}),
+         "message 2 has a tool_use block"),
+        (with_turns("InvokeModel", {**anthropic, "messages": anthropic_use[:1] + anthropic_use[2:]}),
+         "message 2 has a tool_result block"),
+    ]  # fmt: skip
+    for line, problem in cases:
+        for answer in (
+            upload_dataset(alice_client, "tools", RECORDS + line),
+            import_logs(alice_client, RECORDS + line),
+        ):
+            assert answer.status_code == 400, answer.content
+            [found] = answer.json()["report"]["problems"]
+            assert found["line"] == 7 and problem in found["problem"], found
+            assert "tool call or its result" in found["problem"]
+    assert not Dataset.objects.exists() and not InvocationLog.objects.exists()
+    # Control: the same conversation with its turns as text imports.
+    text_only = [{"role": "user", "content": [{"text": "Plan?"}]}]
+    control = import_logs(alice_client, RECORDS + with_turns("Converse", {"messages": text_only}))
+    assert control.status_code == 201 and control.json()["imported"] == 7
+
+
+def test_cloudwatch_logs_envelopes_give_one_row_per_log_event(
+    alice_client: Client, data_dir: Path
+) -> None:
+    """A subscription/Firehose DATA_MESSAGE and `aws logs get-log-events`/`filter-log-events`
+    output: each event's message is a record; a CONTROL_MESSAGE gives no row."""
+    response = upload_dataset(alice_client, "from-cloudwatch", ENVELOPES)
+    assert response.status_code == 201, response.content
+    assert response.json()["dataset"]["row_count"] == 4
+    plain = upload_dataset(alice_client, "plain", b"".join(RECORDS.splitlines(True)[:4]))
+    assert rows_of(response.json()["dataset"]["id"]) == rows_of(plain.json()["dataset"]["id"])
+    logs = import_logs(alice_client, gz(ENVELOPES), "cloudwatch.json.gz")
+    assert logs.status_code == 201 and logs.json()["imported"] == 4
+    assert sorted(InvocationLog.objects.values_list("operation", flat=True)) == [
+        "Converse",
+        "ConverseStream",
+        "InvokeModel",
+        "InvokeModel",
+    ]
+    # A CONTROL_MESSAGE alone is no record, and no error either.
+    control_only = ENVELOPES.splitlines(True)[0]
+    empty = upload_dataset(alice_client, "control", control_only)
+    assert empty.status_code == 400
+    assert empty.json()["report"]["problems"] == [{"line": 0, "problem": "the file has no rows"}]
+    no_logs = import_logs(alice_client, control_only)
+    assert no_logs.json()["detail"] == "The file has no invocation log records."
+
+
+def test_a_bad_record_inside_an_envelope_is_reported_by_line_and_event(
+    alice_client: Client, data_dir: Path
+) -> None:
+    bad = [json.loads(line) for line in BAD_RECORDS.splitlines()[:4]]
+    envelope = {
+        "messageType": "DATA_MESSAGE",
+        "logGroup": "/aws/bedrock/modelinvocations",
+        "logEvents": [
+            {"id": "1", "timestamp": 1, "message": json.dumps(bad[0])},  # usable
+            {"id": "2", "timestamp": 2, "message": json.dumps(bad[2])},  # errorCode
+            {"id": "3", "timestamp": 3, "message": "START RequestId: not a record"},
+            {"id": "4", "timestamp": 4},
+        ],
+    }
+    content = ENVELOPES + record_line(envelope)
+    expected = [
+        (5, "event 2: the call failed (ThrottlingException)"),
+        (5, "event 3: the message is not a JSON record"),
+        (5, "event 4: the log event has no `message` string"),
+    ]
+    for answer in (
+        upload_dataset(alice_client, "bad", content),
+        import_logs(alice_client, content),
+    ):
+        assert answer.status_code == 400, answer.content
+        problems = [(p["line"], p["problem"]) for p in answer.json()["report"]["problems"]]
+        assert len(problems) == len(expected)
+        for (line, text), (want_line, want) in zip(problems, expected, strict=True):
+            assert line == want_line and text.startswith(want), (line, text)
+    assert not Dataset.objects.exists() and stored_files(data_dir) == []
+    assert not InvocationLog.objects.exists()
+    # Control: the envelope without its bad events imports.
+    envelope["logEvents"] = envelope["logEvents"][:1]
+    control = import_logs(alice_client, ENVELOPES + record_line(envelope))
+    assert control.status_code == 201 and control.json()["imported"] == 5
+
+
+def test_envelopes_count_against_the_row_limit_and_import_with_manage_py(
+    alice: User, alice_client: Client, settings: Any, tmp_path: Path
+) -> None:
+    settings.RFT_DATASET_MAX_ROWS = 3
+    for answer in (
+        upload_dataset(alice_client, "too-many", ENVELOPES),
+        import_logs(alice_client, ENVELOPES),
+    ):
+        assert answer.status_code == 400, answer.content
+        [found] = answer.json()["report"]["problems"]
+        assert found["line"] == 4 and "more than 3" in found["problem"], found
+    assert not Dataset.objects.exists() and not InvocationLog.objects.exists()
+    settings.RFT_DATASET_MAX_ROWS = 4  # control: exactly the limit
+    path = tmp_path / "cloudwatch.json.gz"
+    path.write_bytes(gz(ENVELOPES + LLAMA_MISTRAL))
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="invalid: 5 rows"):  # 9 rows, over the limit
+        call_command("import_dataset", str(path), "--name", "cw", "--user", "alice", stdout=out)
+    settings.RFT_DATASET_MAX_ROWS = 9
+    call_command("import_dataset", str(path), "--name", "cw", "--user", "alice", stdout=out)
+    assert out.getvalue().splitlines()[-1] == "valid: 9 rows (9 converted), 0 problems"

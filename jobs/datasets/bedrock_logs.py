@@ -3,27 +3,38 @@ Bedrock writes to S3 and CloudWatch Logs, read into a prompt, a response and the
 
 The input body goes through the same converters as a dataset row (Converse, Anthropic Messages,
 Nova messages-v1, OpenAI-style chat); only its conversation is kept, since inference settings say
-nothing about the task. The output body gives the response text: Converse and Nova
-(`output.message.content[].text`), Anthropic (`content[].text`) and OpenAI (`choices[0].message.
-content`), and for the streaming operations the same shapes or a list of streamed chunks.
+nothing about the task. Llama and Mistral InvokeModel bodies (a raw `prompt` in the model's chat
+markers) are read by bedrock_bodies. The output body gives the response text: Converse and Nova
+(`output.message.content[].text`), Anthropic (`content[].text`), OpenAI (`choices[0].message.
+content`), Llama (`generation`) and Mistral (`outputs[0].text`), and for the streaming operations
+the same shapes or a list of streamed chunks.
+
+A line may also be a CloudWatch Logs envelope (a subscription/Firehose `DATA_MESSAGE`, or `aws
+logs get-log-events` / `filter-log-events` output): `line_rows` gives one row per log event.
 
 What cannot become a prompt and a response is refused with the reason: a failed call
 (`errorCode`), a body Bedrock stored in S3 instead of the record (`inputBodyS3Path`), an image or
-document block, an output without text.
+document block, a tool call or result in the prompt, a raw prompt without chat markers, an output
+without text.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobs.datasets.bedrock_bodies import completion_text, prompt_messages
 from jobs.datasets.formats import RowError, to_chat
+from rftconsole.parsers import JSONInputError, strict_loads
 
 SCHEMA_TYPE = "ModelInvocationLog"
 OPERATIONS = ("Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream")
 # Fields a dataset row gets from the record; request metadata never replaces them.
 # Anthropic's streamed event types: message_start, content_block_delta, message_stop, …
 ANTHROPIC_EVENTS = ("message_", "content_block_")
+# Tool blocks in a prompt: Converse/Nova (keys) and Anthropic (`type`).
+TOOL_BLOCKS = ("toolUse", "toolResult", "tool_use", "tool_result")
 RECORD_FIELDS = ("messages", "reference_answer", "modelId", "operation", "timestamp", "requestId")
 
 
@@ -104,12 +115,12 @@ def _body(part: dict[str, Any], name: str) -> Any:
 
 
 def _prompt(body: Any) -> list[dict[str, str]]:
-    if isinstance(body, dict) and isinstance(body.get("prompt"), str):
-        raise RowError(
-            "the input body is a raw `prompt` string (a Llama- or Mistral-style completion "
-            "body), not a conversation; only Converse, Anthropic, Nova and OpenAI-style chat "
-            "bodies are read"
-        )
+    if isinstance(body, dict) and isinstance(body.get("prompt"), str) and "messages" not in body:
+        try:
+            return prompt_messages(body["prompt"])  # Llama or Mistral chat markers
+        except RowError as error:
+            raise RowError(f"input body: {error}") from None
+    _check_tools(body)
     try:
         chat, _ = to_chat(body)
     except RowError as error:
@@ -117,12 +128,41 @@ def _prompt(body: Any) -> list[dict[str, str]]:
     return chat["messages"]
 
 
+def _check_tools(body: Any) -> None:
+    """Tool calls and results in the prompt are refused by name: a conversation of text turns is
+    what a training row holds, and dropping them would change what the answer replies to."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    for number, message in enumerate(messages if isinstance(messages, list) else [], start=1):
+        if not isinstance(message, dict):
+            continue
+        found = "a `tool` role" if message.get("role") == "tool" else None
+        if message.get("tool_calls"):
+            found = "`tool_calls`"
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict):
+                kind = block.get("type") if block.get("type") in TOOL_BLOCKS else None
+                kind = kind or next((k for k in TOOL_BLOCKS if k in block), None)
+                found = f"a {kind} block" if kind else found
+        if found:
+            raise RowError(
+                f"input body: message {number} has {found} (a tool call or its result); only "
+                "conversations of text turns are read, so records of tool use are not imported"
+            )
+
+
 def response_text(body: Any) -> str:
     """The text of an output body (or of a list of streamed chunks); raises RowError if none."""
+    completion = completion_text(body)  # Llama `generation`, Mistral `outputs[].text`
     texts = _chunk_texts(body) if isinstance(body, list) else _message_texts(body)
-    if texts is None:
-        raise RowError("the output body is not a Converse, Anthropic, Nova or OpenAI response")
-    text = "".join(texts) if isinstance(body, list) else "\n".join(texts)
+    if completion is not None:
+        text = completion
+    elif texts is None:
+        raise RowError(
+            "the output body is not a Converse, Anthropic, Nova, OpenAI, Llama or Mistral response"
+        )
+    else:
+        text = "".join(texts) if isinstance(body, list) else "\n".join(texts)
     if not text.strip():
         raise RowError("the output has no text (only tool calls, images or an empty answer)")
     return text
@@ -212,3 +252,71 @@ def _count(value: Any) -> int:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else repr(value)
+
+
+@dataclass(frozen=True)
+class LineRow:
+    """One row a line gives: the line itself, or one event of a CloudWatch Logs envelope, whose
+    `message` (the record as a JSON string) is parsed only when the row is read."""
+
+    where: str = ""  # "" for the line itself, "event 2" inside an envelope
+    value: Any = None
+    message: str | None = None
+    error: str = ""
+
+    def row(self) -> Any:
+        """The row; raises RowError when the event cannot be one."""
+        if self.error:
+            raise RowError(self.error)
+        if self.message is None:
+            return self.value
+        try:
+            return strict_loads(self.message)
+        except JSONInputError as error:
+            raise RowError(f"the message is not a record: {error}") from None
+        except json.JSONDecodeError as error:
+            raise RowError(
+                f"the message is not a JSON record: {error.msg} (column {error.colno})"
+            ) from None
+
+    def problem(self, error: RowError) -> str:
+        """What is wrong, with the event's place in its line (`event 2: …`)."""
+        return f"{self.where}: {error}" if self.where else str(error)
+
+
+def line_rows(parsed: Any) -> list[LineRow]:
+    """The rows of one parsed line: none for a blank line or a CloudWatch Logs CONTROL_MESSAGE,
+    one per log event for a CloudWatch Logs envelope (a subscription/Firehose `DATA_MESSAGE` with
+    `logEvents`, or an `aws logs get-log-events` / `filter-log-events` output with `events`), and
+    otherwise the line itself."""
+    if parsed is None:
+        return []
+    if not isinstance(parsed, dict) or "schemaType" in parsed or "messages" in parsed:
+        return [LineRow(value=parsed)]
+    if "messageType" in parsed:
+        kind = parsed["messageType"]
+        if kind == "CONTROL_MESSAGE":  # CloudWatch Logs checking that the destination is reachable
+            return []
+        if kind != "DATA_MESSAGE":
+            error = (
+                f"CloudWatch Logs messageType {kind!r} is neither DATA_MESSAGE nor CONTROL_MESSAGE"
+            )
+            return [LineRow(error=error)]
+        return _events(parsed.get("logEvents"), "logEvents")
+    if isinstance(parsed.get("events"), list):
+        return _events(parsed["events"], "events")
+    return [LineRow(value=parsed)]
+
+
+def _events(events: Any, name: str) -> list[LineRow]:
+    if not isinstance(events, list):
+        return [LineRow(error=f"the CloudWatch Logs envelope has no `{name}` list")]
+    rows = []
+    for number, event in enumerate(events, start=1):
+        where = f"event {number}"
+        message = event.get("message") if isinstance(event, dict) else None
+        if isinstance(message, str):
+            rows.append(LineRow(where=where, message=message))
+        else:
+            rows.append(LineRow(where=where, error="the log event has no `message` string"))
+    return rows

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from jobs.datasets.bedrock_logs import is_log_record, read_record
+from jobs.datasets.bedrock_logs import is_log_record, line_rows, read_record
 from jobs.datasets.formats import SHAPE_NAMES, RowError, to_chat
 from jobs.datasets.storage import TextSink, open_for_write
 from jobs.datasets.streams import StreamError, file_lines
@@ -85,25 +85,30 @@ def convert_lines(lines: Iterable[bytes], sink: TextSink | None) -> ImportReport
     report, ids, limit = ImportReport(), set(), settings.RFT_DATASET_MAX_ROWS
     for number, raw in enumerate(lines, start=1):
         try:
-            row = parse_line(raw, number)
-            if row is None:
-                continue
-            converted, shape = _convert(row)
-            _check_id(converted, ids)
+            entries = line_rows(parse_line(raw, number))  # a CloudWatch Logs envelope gives many
         except RowError as error:
             report.problem(number, str(error))
             continue
-        report.rows += 1
+        for entry in entries:
+            try:
+                converted, shape = _convert(entry.row())
+                _check_id(converted, ids)
+            except RowError as error:
+                report.problem(number, entry.problem(error))
+                continue
+            report.rows += 1
+            if report.rows > limit:
+                report.problem(
+                    number, f"more than {limit:,} rows (RFT_DATASET_MAX_ROWS); split the file"
+                )
+                break
+            if shape != "chat":
+                report.converted[shape] += 1
+            report.fields.update(converted)
+            if sink is not None and report.problem_count == 0:
+                sink.write(json.dumps(converted, ensure_ascii=False) + "\n")
         if report.rows > limit:
-            report.problem(
-                number, f"more than {limit:,} rows (RFT_DATASET_MAX_ROWS); split the file"
-            )
             break
-        if shape != "chat":
-            report.converted[shape] += 1
-        report.fields.update(converted)
-        if sink is not None and report.problem_count == 0:
-            sink.write(json.dumps(converted, ensure_ascii=False) + "\n")
     _finish(report)
     return report
 
