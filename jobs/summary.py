@@ -4,6 +4,7 @@ accuracy, the config snapshot as rows, the differences between jobs, rollout gro
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from jobs.models import Job, MetricPoint, Rollout
 from jobs.training.hyperparameters import BY_NAME
 from rftconsole.parsers import json_safe
 
+UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]")
 LIVE = (Job.Status.QUEUED, *Job.ACTIVE)  # a page showing these keeps refreshing
 ZERO_STD_HINT = 0.5  # frac_reward_zero_std above this: most groups had nothing to learn from
 
@@ -39,6 +41,19 @@ def progress_of(job: Job, now: datetime | None = None) -> Progress:
         if seconds > 0:
             eta = seconds / step * (total - step)
     return Progress(step, total, percent, eta)
+
+
+def ft_model_name(job: Job, step: int | None = None) -> str:
+    """The job's model name on /v1/ as OpenAI names a fine-tuned model (`ft:<base>:<user>:
+    <suffix>:<job id>`; a checkpoint's adds `:ckpt-step-<step>`), each part cut to a safe
+    alphabet so a name typed by a user can never add a `:`."""
+
+    def part(text: str, length: int) -> str:
+        return UNSAFE_IN_NAME.sub("-", text)[:length]
+
+    base = part(job.config.get("base_model", {}).get("name", "model"), 40)
+    name = f"ft:{base}:{part(job.owner.get_username(), 30)}:{part(job.suffix, 64)}:{job.pk}"
+    return name if step is None else f"{name}:ckpt-step-{step}"
 
 
 def eval_points(jobs: Iterable[Job]) -> dict[int, list[dict[str, Any]]]:

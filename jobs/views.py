@@ -25,6 +25,7 @@ from jobs.summary import (
     config_diff,
     config_rows,
     eval_points,
+    ft_model_name,
     latest_train_values,
     progress_of,
     rollout_groups,
@@ -85,6 +86,11 @@ def _detail_context(job: Job) -> dict[str, object]:
         and job.status != Job.Status.STOPPING,
         "can_resume": job.status == Job.Status.PAUSED,
         "has_rollouts": Rollout.objects.filter(job=job).exists(),
+        "ft_model": (
+            ft_model_name(job)
+            if job.status == Job.Status.COMPLETED and job.output_model_id
+            else None
+        ),
     }
 
 

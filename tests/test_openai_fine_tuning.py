@@ -7,6 +7,8 @@ job's rows with OpenAI's names, and the hyperparameter mapping follows its table
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import openai
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from jobs.models import Checkpoint, Dataset, Job, JobEvent, MetricPoint
 from playground.deployments import DeploymentError, deploy
@@ -53,6 +56,18 @@ def client_for(server: str, user: User, scope: str = ApiKeyScope.API) -> openai.
 @pytest.fixture
 def client(server: str, alice: User) -> openai.OpenAI:
     return client_for(server, alice)
+
+
+def raw_get(server: str, user: User, path: str) -> tuple[int, dict[str, Any]]:
+    """A request the client would not send (a 5,000-digit limit, a thousand query fields)."""
+    key = create_api_key(user, "raw", ApiKeyScope.API)[1]
+    headers = {"Authorization": f"Bearer {key}"}
+    call = urllib.request.Request(f"{server}/{path}", headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(call, timeout=60) as response:  # noqa: S310 - loopback
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 def request(job: Job, **changes: Any) -> dict[str, Any]:
@@ -104,6 +119,9 @@ def test_a_request_without_a_method_is_told_to_use_reinforcement(
         ({"compute_multiplier": 10}, "compute_multiplier", "trainingSamplePerPrompt = 80"),
         ({"reasoning_effort": "extreme"}, "reasoning_effort", "low, medium, high"),
         ({"temperature": 1.0}, "temperature", "Unknown hyperparameter"),
+        ({"reasoning_effort": []}, "reasoning_effort", "low, medium, high"),
+        ({"compute_multiplier": 1e308}, "compute_multiplier", "at most 1000000"),
+        ({"batch_size": 1e308}, "batch_size", "at most 1000000"),
     ],
 )
 def test_a_hyperparameter_out_of_range_is_refused_naming_it(
@@ -137,6 +155,18 @@ def test_a_broken_grader_is_refused_and_no_reward_is_left(
         ({"seed": -1}, "seed"),
         ({"integrations": [{"type": "wandb", "wandb": {"project": "p"}}]}, "integrations"),
         ({"hyperparameters": {"n_epochs": 2}}, "hyperparameters"),
+        ({"suffix": 0}, "suffix"),
+        ({"metadata": []}, "metadata"),
+        ({"integrations": {}}, "integrations"),
+        (
+            {
+                "method": {
+                    "type": "reinforcement",
+                    "reinforcement": {"grader": STRING_CHECK, "hyperparameters": [1]},
+                }
+            },
+            "method.reinforcement.hyperparameters",
+        ),
     ],
 )
 def test_each_bad_parameter_is_named(
@@ -194,6 +224,23 @@ def test_jobs_are_private_to_their_owner(server: str, alice: User, bob: User) ->
     alices = client_for(server, alice)  # control: the owner reads and lists it
     assert alices.fine_tuning.jobs.retrieve(job_id).id == job_id
     assert [j.id for j in alices.fine_tuning.jobs.list().data] == [job_id]
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("limit=" + "9" * 5000, "limit"),
+        ("limit=0", "limit"),
+        ("metadata=null&metadata[k]=v", "metadata"),
+        ("&".join(f"f{i}=1" for i in range(1200)), None),
+    ],
+)
+def test_a_malformed_list_query_is_an_openai_400(
+    server: str, alice: User, query: str, param: str | None
+) -> None:
+    status, body = raw_get(server, alice, f"fine_tuning/jobs?{query}")
+    assert status == 400 and body["error"]["param"] == param
+    assert raw_get(server, alice, "fine_tuning/jobs?limit=5")[0] == 200  # control
 
 
 def test_a_job_reads_as_openais_object(client: openai.OpenAI, alice: User) -> None:
@@ -291,6 +338,18 @@ def test_an_ft_name_before_success_says_its_job_is_not_ready(
         with pytest.raises(openai.NotFoundError) as caught:
             client.models.retrieve(wrong)
         assert "does not exist" in caught.value.message
+
+
+def test_a_succeeded_jobs_ft_name_is_a_model(client: openai.OpenAI, alice: User) -> None:
+    job = make_job(alice, suffix="s", status=Job.Status.COMPLETED, finished_at=timezone.now())
+    Job.objects.filter(pk=job.pk).update(output_model=job.base_model)
+    name = f"ft:starter:alice:s:{job.pk}"
+    found = client.models.retrieve(name)
+    assert found.id == name and found.created == int(
+        Job.objects.get(pk=job.pk).finished_at.timestamp()
+    )
+    assert name in [m.id for m in client.models.list().data]
+    assert client.fine_tuning.jobs.retrieve(f"ftjob-{job.pk}").fine_tuned_model == name
 
 
 def test_a_deployment_may_not_take_an_ft_name(alice: User) -> None:

@@ -157,6 +157,7 @@ def test_an_openai_script_runs_a_reinforcement_job_here(
         c.fine_tuned_model_checkpoint == f"{name}:ckpt-step-{c.step_number}" for c in checkpoints
     )
     assert name in [m.id for m in client.models.list().data]
+    assert client.models.retrieve(name).id == name
 
     # The tuned model and a checkpoint answer by name: no deploy click.
     prompt = [{"role": "user", "content": "What is 2 + 3? Answer after ####."}]
@@ -194,3 +195,25 @@ def test_the_wizards_checks_refuse_a_job_that_cannot_run(server: str, trainer: U
     assert caught.value.body["param"] == "training_file"
     assert "fewer than one batch" in caught.value.message
     assert (Job.objects.count(), RewardFunction.objects.count()) == before
+
+
+def test_a_job_the_queue_cannot_take_is_a_503_and_leaves_nothing(
+    server: str, trainer: User, tmp_path: Path
+) -> None:
+    body = {
+        "model": "starter",
+        "training_file": f"file-{Dataset.objects.get(owner=trainer, name='arithmetic-train').pk}",
+        "method": {"type": "reinforcement", "reinforcement": {"grader": GRADER}},
+    }
+    before = (Job.objects.count(), RewardFunction.objects.count())
+    # The same console with its queue (Redis) unreachable: nothing listens on port 9.
+    with (
+        serving_v1(tmp_path, REDIS_URL="redis://127.0.0.1:9/0") as cut_off,
+        pytest.raises(openai.InternalServerError) as caught,
+    ):
+        client_for(cut_off, trainer).fine_tuning.jobs.create(**body)
+    assert caught.value.status_code == 503 and caught.value.code == "queue_unavailable"
+    assert (Job.objects.count(), RewardFunction.objects.count()) == before
+    created = client_for(server, trainer).fine_tuning.jobs.create(**body)  # control: queued
+    assert created.status == "queued"
+    client_for(server, trainer).fine_tuning.jobs.cancel(created.id)

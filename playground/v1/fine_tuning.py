@@ -55,12 +55,14 @@ def _page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
 
 def _metadata_filter(query: QueryDict) -> dict[str, str] | None:
     """`metadata[k]=v` pairs (as the openai client sends a dict), `{}` for `metadata=null`."""
-    if query.get("metadata") == "null":
-        return {}
     wanted = {}
     for name, value in query.items():
         if name.startswith("metadata[") and name.endswith("]"):
             wanted[name[len("metadata[") : -1]] = value
+    if query.get("metadata") == "null":
+        if wanted:
+            raise bad("Give either metadata=null or metadata[key]=value filters.", "metadata")
+        return {}
     return wanted or None
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from jobs.actions import create_job
+from jobs.actions import create_job, enqueue
 from jobs.models import Dataset, Job, ModelEntry
 from jobs.training.preflight import JobConfigError, default_profile
 from playground.models import check_metadata
@@ -26,7 +26,7 @@ from playground.v1.ft_hyperparameters import (
 )
 from playground.v1.ft_objects import FT_NAME, model_name
 from playground.v1.params import ApiError, bad
-from rewards.models import RewardFunction
+from rewards.models import RewardFunction, RewardVersion
 from rewards.services import RewardError, create_reward
 from rftconsole.ownership import owned
 
@@ -36,6 +36,7 @@ FIELDS = {
 }  # fmt: skip
 REINFORCEMENT_FIELDS = {"grader", "hyperparameters", "response_format"}
 SUFFIX_LENGTH = 64
+NAME_ATTEMPTS = 5
 VALIDATION_SPLIT = 0.1  # without a validation_file, as the wizard's default
 # Where a console check's field came from in the request.
 CHECK_PARAMS = {
@@ -128,7 +129,10 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
     strays = sorted(set(body) - FIELDS)
     if strays:
         raise bad(f"Unrecognized request argument supplied: {strays[0][:40]}", strays[0][:40])
-    if body.get("integrations"):
+    integrations = body.get("integrations")
+    if integrations is not None and not isinstance(integrations, list):
+        raise bad("'integrations' must be an array.", "integrations")
+    if integrations:
         raise bad("Integrations (e.g. Weights & Biases) are not supported.", "integrations")
     if body.get("hyperparameters") is not None:
         raise bad(
@@ -139,7 +143,9 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
 
 
 def _suffix(body: dict[str, Any]) -> str:
-    suffix = body.get("suffix") or ""
+    suffix = body.get("suffix")
+    if suffix is None:
+        return ""
     valid = isinstance(suffix, str) and len(suffix) <= SUFFIX_LENGTH
     if not valid or any(not (ch.isascii() and (ch.isalnum() or ch in "-_.")) for ch in suffix):
         raise bad(
@@ -160,7 +166,9 @@ def _seed(body: dict[str, Any]) -> int | None:
 
 
 def _metadata(body: dict[str, Any]) -> dict[str, str]:
-    metadata = body.get("metadata") or {}
+    metadata = body.get("metadata")
+    if metadata is None:
+        return {}
     try:
         check_metadata(metadata)
     except ValueError as error:
@@ -201,21 +209,11 @@ def create_fine_tuning_job(owner: AbstractBaseUser, body: dict[str, Any]) -> Job
     except HyperparameterProblem as problem:
         raise bad(str(problem), problem.param) from None
     name = (suffix or f"ft-{model.name}")[:100]
-    try:
-        version = create_reward(
-            owner,
-            _free_reward_name(owner, f"{name} grader"[:90]),
-            RewardFunction.Kind.OPENAI_GRADER,
-            description="The grader of a job created through /v1/fine_tuning/jobs.",
-            config={"grader": settings["grader"]},
-        )
-    except RewardError as error:
-        problems = " ".join(text for texts in error.problems.values() for text in texts)
-        raise bad(f"Invalid grader: {problems}", "method.reinforcement.grader") from None
+    version = _grader_reward(owner, name, settings["grader"])
     try:
         job = create_job(
             owner, name, model, training, version, validation,
-            VALIDATION_SPLIT, given=given, profile=profile,
+            VALIDATION_SPLIT, given=given, profile=profile, launch=False,
         )  # fmt: skip
     except BaseException as error:
         version.reward.delete()  # nothing of a refused request stays behind
@@ -224,4 +222,42 @@ def create_fine_tuning_job(owner: AbstractBaseUser, body: dict[str, Any]) -> Job
         raise
     Job.objects.filter(pk=job.pk).update(suffix=suffix, metadata=metadata)
     job.suffix, job.metadata = suffix, metadata
+    _launch(job)
     return job
+
+
+def _grader_reward(owner: AbstractBaseUser, name: str, grader: Any) -> RewardVersion:
+    """The grader as a new reward named `<name> grader` (then ` (2)`…; a name taken by a
+    concurrent request meanwhile moves on to the next number)."""
+    for _ in range(NAME_ATTEMPTS):
+        try:
+            return create_reward(
+                owner,
+                _free_reward_name(owner, f"{name} grader"[:90]),
+                RewardFunction.Kind.OPENAI_GRADER,
+                description="The grader of a job created through /v1/fine_tuning/jobs.",
+                config={"grader": grader},
+            )
+        except RewardError as error:
+            if set(error.problems) != {"name"}:
+                problems = " ".join(t for texts in error.problems.values() for t in texts)
+                raise bad(f"Invalid grader: {problems}", "method.reinforcement.grader") from None
+    raise ApiError(409, "Too many jobs are being created at once: try again.", code="conflict")
+
+
+def _launch(job: Job) -> None:
+    """Queue the job now, outside any transaction: when the queue cannot be reached the job and
+    its reward are removed and the client told, so a retry does not leave duplicates."""
+    try:
+        enqueue(job)
+    except Exception as error:  # noqa: BLE001 - any broker failure: nothing may stay behind
+        reward = job.reward_version.reward
+        job.delete()
+        reward.delete()
+        raise ApiError(
+            503,
+            f"The job queue cannot be reached ({type(error).__name__}); nothing was created. "
+            "Try again in a moment.",
+            type_="server_error",
+            code="queue_unavailable",
+        ) from None

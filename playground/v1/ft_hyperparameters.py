@@ -42,10 +42,13 @@ MAPPING: dict[str, tuple[str, str]] = {
 OPENAI_NAME = {console: openai for openai, (console, _) in MAPPING.items()}
 
 
+LARGEST = 1_000_000  # no hyperparameter maps that far: refused before any arithmetic
+
+
 class HyperparameterProblem(ValueError):
     def __init__(self, param: str, message: str) -> None:
         super().__init__(message)
-        self.param = f"{PARAM_PATH}.{param}"
+        self.param = f"{PARAM_PATH}.{param}" if param else PARAM_PATH
 
 
 @dataclass
@@ -62,6 +65,8 @@ class _Given:
             raise HyperparameterProblem(name, f"'{name}' must be a positive {kind} or \"auto\".")
         if not math.isfinite(value) or value <= 0 or (integer and value != int(value)):
             raise HyperparameterProblem(name, f"'{name}' must be a positive {kind}.")
+        if value > LARGEST:
+            raise HyperparameterProblem(name, f"'{name}' must be at most {LARGEST}.")
         return value
 
 
@@ -98,7 +103,7 @@ def console_hyperparameters(
         values["batchSize"] = int(prompts) * per_prompt
     effort = given.get("reasoning_effort")
     if effort is not None:
-        if effort not in REASONING_EFFORT:
+        if not isinstance(effort, str) or effort not in REASONING_EFFORT:
             allowed = ", ".join(REASONING_EFFORT)
             message = f"'reasoning_effort' must be one of {allowed}; got {str(effort)[:40]!r}."
             raise HyperparameterProblem("reasoning_effort", message)

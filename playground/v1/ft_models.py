@@ -8,6 +8,7 @@ served through an unsaved Deployment carrying the name, so logging and responses
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -23,7 +24,7 @@ def _not_found(name: str, why: str = "does not exist or you do not have access t
     return ApiError(404, f"The model `{name[:200]}` {why}.", param="model", code="model_not_found")
 
 
-def _checkpoint_entry(job: Job, step: int, name: str) -> ModelEntry:
+def _checkpoint_entry(job: Job, step: int, name: str) -> tuple[ModelEntry, datetime]:
     checkpoint = Checkpoint.objects.filter(job=job, step=step).first()
     if checkpoint is None or not Path(checkpoint.path).is_dir():
         raise _not_found(name, "is not a kept checkpoint (the best 3 and the last are kept)")
@@ -33,7 +34,7 @@ def _checkpoint_entry(job: Job, step: int, name: str) -> ModelEntry:
         raise _not_found(
             name, "is a checkpoint of a job on an adapter model: use its fine_tuned_model"
         )
-    return ModelEntry(
+    entry = ModelEntry(
         owner=job.owner,
         name=name,
         kind=ModelEntry.Kind.TUNED,
@@ -44,6 +45,7 @@ def _checkpoint_entry(job: Job, step: int, name: str) -> ModelEntry:
         context_length=base.context_length,
         has_chat_template=base.has_chat_template,
     )
+    return entry, checkpoint.created_at
 
 
 def ft_deployment(owner: AbstractBaseUser, name: str) -> Deployment:
@@ -54,13 +56,15 @@ def ft_deployment(owner: AbstractBaseUser, name: str) -> Deployment:
     if job is None or model_name(job) != name.rsplit(":ckpt-step-", 1)[0]:
         raise _not_found(name)
     if match.group(2):
-        entry = _checkpoint_entry(job, int(match.group(2)), name)
+        entry, created = _checkpoint_entry(job, int(match.group(2)), name)
     elif fine_tuned_model(job) is not None and job.output_model is not None:
-        entry = job.output_model
+        entry, created = job.output_model, job.finished_at or job.created_at
     else:
         status = job.get_status_display().lower()
         raise _not_found(name, f"is not ready: its job ftjob-{job.pk} is {status}")
-    return Deployment(owner=owner, name=name, model=entry, status=Deployment.Status.ACTIVE)
+    deployment = Deployment(owner=owner, name=name, model=entry, status=Deployment.Status.ACTIVE)
+    deployment.created_at = created  # what /v1/models shows as `created`
+    return deployment
 
 
 def ft_models(owner: AbstractBaseUser) -> list[tuple[str, int]]:

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from jobs.models import Checkpoint, Job, MetricPoint
+from jobs.summary import ft_model_name as model_name
 from playground.v1.ft_hyperparameters import openai_hyperparameters
 from rewards.models import RewardFunction
 from rewards.openai_graders.storage import shown_config
@@ -20,7 +21,6 @@ from rewards.openai_graders.storage import shown_config
 JOB_ID = re.compile(r"ftjob-([1-9][0-9]{0,17})")
 CHECKPOINT_ID = re.compile(r"ftckpt-([1-9][0-9]{0,17})")
 FT_NAME = re.compile(r"ft:[^:]*:[^:]*:[^:]*:([1-9][0-9]{0,17})(?::ckpt-step-([1-9][0-9]{0,9}))?")
-UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 # The console's states → OpenAI's (`paused` is OpenAI's too, for reinforcement jobs).
 STATUS = {
@@ -39,18 +39,6 @@ STATUS = {
 def pk_of(pattern: re.Pattern[str], given: str) -> int | None:
     match = pattern.fullmatch(given)
     return int(match.group(1)) if match else None
-
-
-def _segment(text: str, length: int) -> str:
-    return UNSAFE.sub("-", text)[:length]
-
-
-def model_name(job: Job, step: int | None = None) -> str:
-    """The job's `ft:` name (of one of its checkpoints with `step`)."""
-    base = _segment(job.config.get("base_model", {}).get("name", "model"), 40)
-    user = _segment(job.owner.get_username(), 30)
-    name = f"ft:{base}:{user}:{_segment(job.suffix, 64)}:{job.pk}"
-    return name if step is None else f"{name}:ckpt-step-{step}"
 
 
 def fine_tuned_model(job: Job) -> str | None:

@@ -76,7 +76,13 @@ def page_limit(text: str | None, default: int, maximum: int) -> int:
     """A list endpoint's `limit` query parameter: a whole number from 1 to `maximum`."""
     if text is None or text == "":
         return default
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= maximum:
+    digits = len(str(maximum))  # checked first: int() of thousands of digits is an error
+    if (
+        len(text) > digits
+        or not text.isascii()
+        or not text.isdigit()
+        or not 1 <= int(text) <= maximum
+    ):
         raise bad(
             f"Invalid value for 'limit': {text[:20]!r}; use a whole number from 1 to {maximum}.",
             "limit",

@@ -20,6 +20,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -58,6 +59,8 @@ def v1_view(methods: tuple[str, ...], authenticate: bool = True) -> Callable[[Vi
                 return await view(request, api_key, *args, **kwargs)
             except ApiError as error:
                 return error.response()
+            except SuspiciousOperation as error:  # e.g. more query fields than Django parses
+                return ApiError(400, f"Bad request: {error}").response()
 
         return csrf_exempt(login_not_required(wrapper))
 
