@@ -267,6 +267,12 @@ RFT_REWARD_LIBS_DIR = env_path("RFT_REWARD_LIBS_DIR", Path(sys.prefix) / "reward
 # Every connection is checked (rftconsole/security/outbound.py): no redirects are followed, and each
 # resolved address must be listed (IP/CIDR) or public with its name listed. Loopback by default.
 RFT_JUDGE_ALLOWED_HOSTS = env_list("RFT_JUDGE_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "::1"])
+# Where an OpenAI model grader (score_model, label_model) without its own base_url goes when its
+# `model` is not in the owner's registry — e.g. "gpt-4o" in a grader brought from OpenAI. Off when
+# empty. The key is the administrator's, used for every user's such graders; the host must still
+# be in RFT_JUDGE_ALLOWED_HOSTS.
+RFT_GRADER_BASE_URL = env_str("RFT_GRADER_BASE_URL")
+RFT_GRADER_API_KEY = env_str("RFT_GRADER_API_KEY")
 # Training data: the largest file and the most rows one dataset may have; fewer rows than the
 # minimum only warns (Amazon Bedrock asks for at least 100).
 RFT_DATASET_MAX_BYTES = env_int("RFT_DATASET_MAX_BYTES", 100 * 1024**2, minimum=1024)

@@ -377,3 +377,22 @@ def test_only_the_owner_may_grade_with_a_registry_model(
     assert not raised(result) & {"model_grader_server_error", "other_error"}
     usage = result.model_grader_token_usage_per_model["alice-judge"]
     assert 0 < usage["completion_tokens"] <= 8
+
+
+def test_a_model_grader_naming_an_openai_model_goes_to_the_administrators_endpoint(
+    client: openai.OpenAI, alice: User, judge: JudgeServer, tmp_path: Path
+) -> None:
+    grader = {**score_model(judge), "model": "gpt-4o-mini-2024-07-18"}
+    del grader["base_url"], grader["api_key"]
+    with pytest.raises(openai.BadRequestError) as caught:  # not set up: refused, saying how
+        client.fine_tuning.alpha.graders.validate(grader=grader)  # type: ignore[arg-type]
+    assert caught.value.body["param"] == "grader.model"
+    assert "RFT_GRADER_BASE_URL" in caught.value.message
+    configured = {"RFT_GRADER_BASE_URL": judge.url, "RFT_GRADER_API_KEY": "sk-admin"}
+    with serving_v1(tmp_path, **configured) as url:
+        judge.queue('{"result": 0.9}')
+        result = run(client_for(url, alice), grader, "Paris")
+    assert result.reward == pytest.approx(0.9) and raised(result) == set()
+    sent = judge.requests[-1]
+    assert sent["body"]["model"] == "gpt-4o-mini-2024-07-18"
+    assert sent["headers"]["authorization"] == "Bearer sk-admin"

@@ -12,13 +12,16 @@ import json
 import re
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
+from jobs.models import ModelEntry
 from rewards.judge.scoring import JUDGE_DEFAULTS, parse_score
 from rewards.openai_graders.outcome import Outcome
 from rewards.openai_graders.templates import Context, TemplateError, render
-from rewards.openai_graders.validation import message_text
+from rewards.openai_graders.validation import default_endpoint, message_text
 from rewards.types import JudgeCallError, JudgeReply, RewardConfigError
+from rftconsole.ownership import owned
 from rftconsole.security.crypto import encrypt_text
 
 MAX_TOKENS = 512
@@ -26,9 +29,10 @@ SECRET_KEY_FIELD = "api_key_encrypted"  # noqa: S105 - a field name, as rewards.
 _OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 
-def judge_config(grader: dict[str, Any]) -> dict[str, Any]:
-    """Our judge's settings for this grader (validated: an endpoint, or an owned model). Its key
-    is `api_key` (a grader given to /run) or `api_key_encrypted` (a grader stored as a reward)."""
+def judge_config(grader: dict[str, Any], owner: AbstractBaseUser) -> dict[str, Any]:
+    """Our judge's settings for this grader (validated: an endpoint, or an owned model, or the
+    administrator's RFT_GRADER_BASE_URL for a model the registry does not have). Its key is
+    `api_key` (a grader given to /run) or `api_key_encrypted` (a grader stored as a reward)."""
     params = grader.get("sampling_params") or {}
     config: dict[str, Any] = {
         **JUDGE_DEFAULTS,  # its concurrency too: a reward's batch asks about many rows at once
@@ -38,7 +42,12 @@ def judge_config(grader: dict[str, Any]) -> dict[str, Any]:
         **{key: params[key] for key in ("top_p", "seed") if params.get(key) is not None},
     }
     if "base_url" not in grader:
-        return {**config, "judge_type": "local", "local_model": grader["model"]}
+        default = default_endpoint()
+        if not default or owned(ModelEntry, owner).filter(name=grader["model"]).exists():
+            return {**config, "judge_type": "local", "local_model": grader["model"]}
+        key = settings.RFT_GRADER_API_KEY
+        config.update(judge_type="endpoint", base_url=default, model=grader["model"])
+        return {**config, **({SECRET_KEY_FIELD: encrypt_text(key)} if key else {})}
     config.update(judge_type="endpoint", base_url=grader["base_url"], model=grader["model"])
     key = grader.get("api_key") or ""
     # A grader given to /run brings its key in plain text; one stored as a reward, encrypted.
@@ -128,7 +137,8 @@ def run_model_grader_all(
     if not conversations:
         return outcomes
     try:
-        replies = make_judge(judge_config(grader), owner).judge_all(list(conversations.values()))
+        judge = make_judge(judge_config(grader, owner), owner)
+        replies = judge.judge_all(list(conversations.values()))
     except RewardConfigError as error:  # e.g. the model cannot be loaded
         for index in conversations:
             outcomes[index].fail("model_grader_server_error", str(error))

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
 from jobs.models import ModelEntry
@@ -213,12 +214,18 @@ def _judge(grader: dict[str, Any], how: Checking, where: str) -> None:
             )
         if not isinstance(grader.get("api_key", ""), str):
             raise GraderProblem(f"{where}.api_key", "must be a string.")
-    elif not owned(ModelEntry, how.owner).filter(name=model).exists():
+    elif not owned(ModelEntry, how.owner).filter(name=model).exists() and not default_endpoint():
         raise GraderProblem(
             f"{where}.model",
             f"{model!r} is not one of your registered models; to grade with an OpenAI-compatible "
-            "endpoint, add its base_url (and api_key) to the grader.",
+            "endpoint, add its base_url (and api_key) to the grader (or an administrator can set "
+            "RFT_GRADER_BASE_URL for models named like OpenAI's).",
         )
+
+
+def default_endpoint() -> str:
+    """RFT_GRADER_BASE_URL: where a model grader naming no registry model goes ("" when off)."""
+    return settings.RFT_GRADER_BASE_URL
 
 
 def _sampling(grader: dict[str, Any], where: str) -> None:
