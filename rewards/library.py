@@ -25,11 +25,39 @@ JUDGE_ENDPOINT = {
 SCORE_LINE = "Answer with one line: Score: <0-10>, then one sentence of justification."
 
 
+# A multi grader that fits the starter's arithmetic rows: the python part checks the answer, the
+# string_check part the "####" format.
+OPENAI_ARITHMETIC_GRADER = {
+    "type": "multi",
+    "name": "arithmetic",
+    "graders": {
+        "exact": {
+            "type": "python",
+            "name": "exact",
+            "source": (
+                "def grade(sample, item):\n"
+                "    text = sample['output_text']\n"
+                "    answer = text.split('####')[-1].strip() if '####' in text else None\n"
+                "    return float(answer == item['reference_answer']['final_answer'])\n"
+            ),
+        },
+        "format": {
+            "type": "string_check",
+            "name": "format",
+            "input": "{{sample.output_text}}",
+            "reference": "####",
+            "operation": "like",
+        },
+    },
+    "calculate_output": "0.8 * exact + 0.2 * format",
+}
+
+
 @dataclass(frozen=True)
 class RewardTemplate:
     slug: str
     name: str
-    kind: str  # builtin | code | judge, as RewardFunction.Kind
+    kind: str  # builtin | code | judge | openai_grader, as RewardFunction.Kind
     description: str
     config: dict[str, Any] = field(default_factory=dict)
     code_file: str = ""
@@ -220,6 +248,16 @@ take 3 points for each rule broken and 5 for any rudeness.""",
         "(all-MiniLM-L6-v2, bundled offline).",
         config={"grader": "text_similarity", "metric": "cosine"},
         pass_threshold=0.8,
+    ),
+    RewardTemplate(
+        "openai-grader",
+        "OpenAI grader (paste yours)",
+        "openai_grader",
+        "An OpenAI reinforcement fine-tuning grader as JSON: string_check, text_similarity, "
+        "python, score_model, label_model or multi. This one checks the number after #### with "
+        "python and the format with string_check; replace it with your own.",
+        config={"grader": OPENAI_ARITHMETIC_GRADER},
+        task="",
     ),
 ]
 

@@ -252,3 +252,23 @@ def test_the_list_and_the_wizards_reward_step_offer_it_to_its_owner_only(
         assert ("capitals · OpenAI grader · v1" in step) is offered
         chosen = client.post(base + "reward/", {"reward": reward.pk})
         assert (chosen.status_code == 302) is offered
+
+
+def test_a_grader_reward_is_created_from_the_gallery_by_pasting_its_json(
+    alice: User, alice_client: Client
+) -> None:
+    page = alice_client.get("/rewards/new/openai-grader/").content.decode()
+    assert "OpenAI grader (JSON)" in page and "calculate_output" in page
+    form = {"name": "pasted", "description": "", "pass_threshold": "1.0"}
+    broken = {"grader": {**both(), "calculate_output": "code +"}}
+    response = alice_client.post(
+        "/rewards/new/openai-grader/", {**form, "config_json": json.dumps(broken)}
+    )
+    assert response.status_code == 200 and "grader.calculate_output" in response.content.decode()
+    assert not RewardFunction.objects.filter(owner=alice, name="pasted").exists()
+    response = alice_client.post(
+        "/rewards/new/openai-grader/", {**form, "config_json": json.dumps({"grader": both()})}
+    )
+    reward = RewardFunction.objects.get(owner=alice, name="pasted")  # control: a good one saves
+    assert response.status_code == 302 and reward.kind == RewardFunction.Kind.OPENAI_GRADER
+    assert reward.latest_version().config == {"grader": both()}

@@ -50,7 +50,7 @@ def test_the_api_lists_at_least_ten_templates_with_name_kind_and_description(
     listed = alice_client.get("/api/reward-templates/").json()
     assert len(listed) >= 10
     assert {t["slug"] for t in listed} >= BEDROCK_SEVEN
-    assert {t["kind"] for t in listed} == {"code", "judge", "builtin"}
+    assert {t["kind"] for t in listed} == {"code", "judge", "builtin", "openai_grader"}
     for template in listed:
         assert template["name"] and len(template["description"]) > 40
 

@@ -221,6 +221,10 @@ def create_fine_tuning_job(owner: AbstractBaseUser, body: dict[str, Any]) -> Job
             raise _check_error(error) from None
         raise
     Job.objects.filter(pk=job.pk).update(suffix=suffix, metadata=metadata)
+    RewardFunction.objects.filter(pk=version.reward_id).update(
+        description=f"The grader of job “{name}” (ftjob-{job.pk}), created through "
+        "/v1/fine_tuning/jobs."
+    )
     job.suffix, job.metadata = suffix, metadata
     _launch(job)
     return job
