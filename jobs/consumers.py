@@ -29,12 +29,15 @@ def backlog(job_id: int, after: int | None) -> BacklogEvent:
     points = MetricPoint.objects.filter(job_id=job_id)
     if after is not None:
         points = points.filter(step__gt=after)
-    rows = points.order_by("step", "kind").values_list("kind", "step", "epoch", "values")
+    rows = points.order_by("step", "kind").values_list(
+        "kind", "step", "epoch", "values", "created_at"
+    )
     return backlog_event(
         after,
         job_state(Job.objects.get(pk=job_id)),
         [timeline_entry(event) for event in JobEvent.objects.filter(job_id=job_id)],
-        [point(*row) for row in rows],
+        [point(*row[:4]) for row in rows],
+        [row[4].isoformat() for row in rows],
     )
 
 

@@ -76,6 +76,7 @@ class BacklogEvent(TypedDict):
     job: JobState
     events: list[TimelineEntry]
     metrics: list[Point]
+    times: list[str]  # when each of `metrics` was logged (ISO 8601): the page rebuilds its log
 
 
 LiveEvent = StatusEvent | MetricEvent  # what a job's group carries (the backlog never does)
@@ -115,9 +116,20 @@ def job_state(job: Job) -> JobState:
 
 
 def backlog_event(
-    after: int | None, job: JobState, events: list[TimelineEntry], metrics: list[Point]
+    after: int | None,
+    job: JobState,
+    events: list[TimelineEntry],
+    metrics: list[Point],
+    times: list[str] | None = None,
 ) -> BacklogEvent:
-    return BacklogEvent(type="backlog", after=after, job=job, events=events, metrics=metrics)
+    return BacklogEvent(
+        type="backlog",
+        after=after,
+        job=job,
+        events=events,
+        metrics=metrics,
+        times=times if times is not None else [],
+    )
 
 
 # --- sending ----------------------------------------------------------------------------------

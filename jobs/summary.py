@@ -13,13 +13,15 @@ from typing import Any
 
 from django.utils import timezone
 
+from jobs.health import ZERO_STD_FRACTION, HealthWarning, check
 from jobs.models import Job, MetricPoint, Rollout
 from jobs.training.hyperparameters import BY_NAME
 from rftconsole.parsers import json_safe
 
 UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]")
 LIVE = (Job.Status.QUEUED, *Job.ACTIVE)  # a page showing these keeps refreshing
-ZERO_STD_HINT = 0.5  # frac_reward_zero_std above this: most groups had nothing to learn from
+ZERO_STD_HINT = ZERO_STD_FRACTION  # the identical-rewards chart's reference line
+ETA_WINDOW = 5  # recent steps whose durations predict the rest
 
 
 @dataclass(frozen=True)
@@ -30,17 +32,59 @@ class Progress:
     eta_seconds: float | None
 
 
-def progress_of(job: Job, now: datetime | None = None) -> Progress:
+def progress_of(
+    job: Job, now: datetime | None = None, points: list[dict[str, Any]] | None = None
+) -> Progress:
+    """Where the job is, and how long the rest should take: from the recent steps' own times
+    when the points are given (see eta_seconds), else from the average so far."""
     step, total = job.current_step, job.total_steps
     percent = min(100, round(100 * step / total)) if total else 0
     eta = None
     if job.status == Job.Status.TRAINING and 0 < step < total:
-        seconds = job.training_seconds  # summed over attempts, so a resumed job's rate holds
-        if not seconds and job.started_at:
-            seconds = ((now or timezone.now()) - job.started_at).total_seconds()
-        if seconds > 0:
-            eta = seconds / step * (total - step)
+        eta = eta_seconds(step, total, points or [], eval_interval(job))
+        if eta is None:
+            seconds = job.training_seconds  # summed over attempts, so a resumed job's rate holds
+            if not seconds and job.started_at:
+                seconds = ((now or timezone.now()) - job.started_at).total_seconds()
+            if seconds > 0:
+                eta = seconds / step * (total - step)
     return Progress(step, total, percent, eta)
+
+
+def eval_interval(job: Job) -> int:
+    interval = ((job.config or {}).get("hyperparameters") or {}).get("evalInterval")
+    return interval if isinstance(interval, int) and interval > 0 else 0
+
+
+def eta_seconds(step: int, total: int, points: list[dict[str, Any]], interval: int) -> float | None:
+    """The median of the last ETA_WINDOW steps' durations × the steps left, plus the validations
+    left × the last validation's duration. The median, because a step that ran a validation is
+    an outlier (its time is counted once, as the validation's). static/js/job-live.js does the
+    same live."""
+    recent = [
+        p["values"]["step_seconds"]
+        for p in points
+        if p.get("kind") == "train" and _is_number((p.get("values") or {}).get("step_seconds"))
+    ][-ETA_WINDOW:]
+    if not recent or step >= total:
+        return None
+    evals = [
+        p["values"]["seconds"]
+        for p in points
+        if p.get("kind") == "eval" and _is_number((p.get("values") or {}).get("seconds"))
+    ]
+    left = sum(
+        1 for s in range(step + 1, total + 1) if s == total or (interval and s % interval == 0)
+    )
+    return statistics.median(recent) * (total - step) + (evals[-1] * left if evals else 0.0)
+
+
+def duration_of(job: Job, now: datetime | None = None) -> float | None:
+    """Wall-clock seconds from the start to the finish (or to now, while it runs)."""
+    if not job.started_at:
+        return None
+    end = job.finished_at or (now or timezone.now())
+    return max(0.0, (end - job.started_at).total_seconds())
 
 
 def ft_model_name(job: Job, step: int | None = None) -> str:
@@ -56,33 +100,79 @@ def ft_model_name(job: Job, step: int | None = None) -> str:
     return name if step is None else f"{name}:ckpt-step-{step}"
 
 
-def eval_points(jobs: Iterable[Job]) -> dict[int, list[dict[str, Any]]]:
+def metric_points(jobs: Iterable[Job], kind: str | None = None) -> dict[int, list[dict[str, Any]]]:
+    """Each job's points ({kind, step, values}) in step order: one query for all the jobs."""
     by_job: dict[int, list[dict[str, Any]]] = {}
-    rows = MetricPoint.objects.filter(job__in=list(jobs), kind="eval").order_by("step")
-    for job_id, step, values in rows.values_list("job_id", "step", "values"):
-        by_job.setdefault(job_id, []).append({"step": step, **values})
+    rows = MetricPoint.objects.filter(job__in=list(jobs)).order_by("step", "kind")
+    if kind:
+        rows = rows.filter(kind=kind)
+    for job_id, point_kind, step, values in rows.values_list("job_id", "kind", "step", "values"):
+        by_job.setdefault(job_id, []).append({"kind": point_kind, "step": step, **values})
     return by_job
 
 
-def accuracy_of(points: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Base (step 0) and latest validation accuracy, with the latest step."""
-    scored = [point for point in points if isinstance(point.get("accuracy"), int | float)]
+def eval_points(jobs: Iterable[Job]) -> dict[int, list[dict[str, Any]]]:
+    return metric_points(jobs, "eval")
+
+
+def accuracy_of(
+    points: list[dict[str, Any]], published_step: int | None = None
+) -> dict[str, Any] | None:
+    """Base (step 0), the published checkpoint's (when there is one) and the latest validation,
+    each with its reward errors (rows the reward failed on) so a 0% can say why."""
+    scored = [
+        point
+        for point in points
+        if point.get("kind", "eval") == "eval" and isinstance(point.get("accuracy"), int | float)
+    ]
     if not scored:
         return None
-    base = next((point["accuracy"] for point in scored if point["step"] == 0), None)
+    base_point = next((point for point in scored if point["step"] == 0), None)
+    base = base_point["accuracy"] if base_point else None
     latest = scored[-1]
-    gain = None if base is None or latest["step"] == 0 else latest["accuracy"] - base
-    return {"base": base, "latest": latest["accuracy"], "step": latest["step"], "gain": gain}
+    published = next(
+        (p for p in scored if published_step is not None and p["step"] == published_step), None
+    )
+    shown = published or latest  # the headline: what the user gets, else the latest
+    gain = None if base is None or shown["step"] == 0 else shown["accuracy"] - base
+    return {
+        "base": base,
+        "latest": latest["accuracy"],
+        "step": latest["step"],
+        "gain": gain,
+        "published": published["accuracy"] if published else None,
+        "published_step": published["step"] if published else None,
+        "shown": shown["accuracy"],
+        "shown_step": shown["step"],
+        "base_errors": _errors(base_point),
+        "latest_errors": _errors(latest),
+    }
+
+
+def _errors(point: dict[str, Any] | None) -> dict[str, int] | None:
+    """{errors, rows} when the reward failed on some validation rows, else None."""
+    if not point or not _is_number(point.get("reward_errors")) or not point["reward_errors"]:
+        return None
+    return {"errors": int(point["reward_errors"]), "rows": int(point.get("rows") or 0)}
+
+
+def health_of(job: Job, points: list[dict[str, Any]]) -> list[HealthWarning]:
+    """The training-health warnings for the job's points (see jobs/health.py)."""
+    as_points = [
+        {
+            "kind": p["kind"],
+            "step": p["step"],
+            "values": {k: v for k, v in p.items() if k not in ("kind", "step")},
+        }
+        for p in points
+    ]
+    tokens = ((job.config or {}).get("hyperparameters") or {}).get("inferenceMaxTokens")
+    return check(as_points, tokens if isinstance(tokens, int) else None)
 
 
 def latest_train_values(job: Job) -> dict[str, Any]:
     point = MetricPoint.objects.filter(job=job, kind="train").order_by("-step").first()
     return json_safe(point.values) if point else {}
-
-
-def zero_std_hint(values: dict[str, Any]) -> bool:
-    fraction = values.get("frac_reward_zero_std")
-    return isinstance(fraction, int | float) and fraction > ZERO_STD_HINT
 
 
 def config_rows(job: Job) -> list[dict[str, Any]]:

@@ -24,12 +24,14 @@ from jobs.summary import (
     accuracy_of,
     config_diff,
     config_rows,
+    duration_of,
     eval_points,
     ft_model_name,
+    health_of,
     latest_train_values,
+    metric_points,
     progress_of,
     rollout_groups,
-    zero_std_hint,
 )
 from rftconsole.ownership import get_owned_or_404, owned
 from rftconsole.parsers import json_safe, parse_int
@@ -58,11 +60,19 @@ def job_list(request: HttpRequest) -> HttpResponse:
         request.GET.get("page")
     )
     jobs = list(page.object_list)
-    evals = eval_points(jobs)
-    rows = [
-        {"job": job, "progress": progress_of(job), "accuracy": accuracy_of(evals.get(job.pk, []))}
-        for job in jobs
-    ]
+    points = metric_points(jobs)
+    rows = []
+    for job in jobs:
+        mine = points.get(job.pk, [])
+        rows.append(
+            {
+                "job": job,
+                "progress": progress_of(job, points=mine),
+                "accuracy": accuracy_of(mine, job.output_step),
+                "duration": duration_of(job),
+                "warnings": health_of(job, mine),
+            }
+        )
     context = {"rows": rows, "page": page, "polling": any(job.status in LIVE for job in jobs)}
     if request.htmx and request.GET.get("partial") == "rows":
         return render(request, "jobs/_list_rows.html", context)
@@ -70,13 +80,13 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 
 def _detail_context(job: Job) -> dict[str, object]:
-    latest = latest_train_values(job)
+    points = metric_points([job]).get(job.pk, [])
     return {
         "job": job,
-        "progress": progress_of(job),
-        "accuracy": accuracy_of(eval_points([job]).get(job.pk, [])),
-        "latest": latest,
-        "zero_std_hint": zero_std_hint(latest),
+        "progress": progress_of(job, points=points),
+        "accuracy": accuracy_of(points, job.output_step),
+        "warnings": health_of(job, points),
+        "latest": latest_train_values(job),
         "zero_std_threshold": ZERO_STD_HINT,
         "events": job.events.all(),
         "config_rows": config_rows(job),
@@ -100,6 +110,8 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     context = _detail_context(job)
     if request.htmx and request.GET.get("partial") == "summary":
         return render(request, "jobs/_summary.html", {**context, "oob": True})
+    if request.htmx and request.GET.get("partial") == "health":
+        return render(request, "jobs/_health.html", context)
     return render(request, "jobs/detail.html", context)
 
 

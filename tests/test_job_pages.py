@@ -208,17 +208,17 @@ def test_a_finished_job_links_its_output_model_and_rollouts(
     assert f'href="/jobs/{job.pk}/rollouts/"' in html
 
 
-def test_a_high_fraction_of_identical_reward_groups_shows_the_hint(
+def test_a_high_fraction_of_identical_reward_groups_shows_the_health_warning(
     alice: User, alice_client: Client
 ) -> None:
     job = make_job(alice, status=Job.Status.TRAINING)
     add_points(job, range(1, 3))
     html = alice_client.get(f"/jobs/{job.pk}/").content.decode()
-    assert '<p id="zero-std-hint" class="hint" role="status" hidden>' in html
+    assert 'data-code="identical-rewards"' not in html
     job.metrics.filter(step=2).update(values={"reward_mean": 0.0, "frac_reward_zero_std": 0.9})
     html = alice_client.get(f"/jobs/{job.pk}/").content.decode()
-    assert '<p id="zero-std-hint" class="hint" role="status">' in html
-    assert "Most groups got identical rewards: nothing to learn from" in html
+    assert 'data-code="identical-rewards"' in html
+    assert "Most groups got identical rewards" in html and "What to try" in html
 
 
 def test_pause_stop_and_resume_go_through_the_job_actions(

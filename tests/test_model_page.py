@@ -41,7 +41,7 @@ def test_a_tuned_models_page_shows_base_vs_tuned_and_checkpoints(
         if step:
             Checkpoint.objects.create(job=job, step=step, path="/x", validation_accuracy=accuracy)
     html = alice_client.get(f"/models/{tuned.pk}/").content.decode()
-    assert "base 0.200 → tuned <strong>0.550</strong> (step 40)" in html
+    assert "base 20% → tuned <strong>55%</strong> (step 40)" in html  # as the job page says it
     assert html.count("<tr") >= 3 and "this model" in html and f"/jobs/{job.pk}/" in html
     assert "How it was trained" not in alice_client.get(f"/models/{starter.pk}/").content.decode()
     assert bob_client.get(f"/models/{tuned.pk}/").status_code == 404

@@ -57,6 +57,26 @@ def record_metric(job: Job, kind: str, step: int, epoch: float, values: dict[str
     send_job_event(job.pk, metric_event(kind, step, epoch, values))
 
 
+def log_number(value: Any) -> float | None:
+    """A value TRL logged, as a float; None (missing) when it is None, NaN or not a number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def reward_failure(errors: int, samples: int, step: int) -> RewardErrorsExceeded | None:
+    """The documented failure when more than MAX_REWARD_ERROR_RATE of a step's rewards failed."""
+    if not samples or errors / samples <= MAX_REWARD_ERROR_RATE:
+        return None
+    return RewardErrorsExceeded(
+        f"{errors} of {samples} rewards failed at step {step}: more than half the rewards "
+        f"failed (the limit is {MAX_REWARD_ERROR_RATE:.0%}). The rollout inspector shows the "
+        "errors."
+    )
+
+
 def _not_finite(value: Any) -> bool:
     return isinstance(value, float) and not math.isfinite(value)
 
@@ -118,7 +138,12 @@ class JobCallback(TrainerCallback):
         if not logs or "reward" not in logs:
             return  # the end-of-training summary, not a step
         step, rewards = state.global_step, self.bridge.take_step()
-        values = {ours: float(logs[theirs]) for theirs, ours in LOG_KEYS.items() if theirs in logs}
+        # Checked before anything reads TRL's numbers: when every reward failed TRL logs the mean
+        # as None (or NaN), and the reason to show is the reward's, not a conversion error.
+        failure = reward_failure(rewards.errors, rewards.samples, step)
+        values = {
+            ours: log_number(logs[theirs]) for theirs, ours in LOG_KEYS.items() if theirs in logs
+        }
         values.update(rewards.summary())
         seconds = time.monotonic() - self.step_started
         tokens = values.get("num_tokens", self.last_tokens)
@@ -138,11 +163,8 @@ class JobCallback(TrainerCallback):
         Job.objects.filter(pk=self.job.pk).update(
             current_step=step, training_seconds=self.training_seconds()
         )
-        if rewards.samples and rewards.errors / rewards.samples > MAX_REWARD_ERROR_RATE:
-            raise RewardErrorsExceeded(
-                f"{rewards.errors} of {rewards.samples} rewards failed at step {step} "
-                f"(more than {MAX_REWARD_ERROR_RATE:.0%}): the rollout inspector shows the errors."
-            )
+        if failure:
+            raise failure
 
     def on_save(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any

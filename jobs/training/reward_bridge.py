@@ -29,10 +29,29 @@ class StepRewards:
     output: str = ""  # what the reward code printed (first batch of the step)
 
     def summary(self) -> dict[str, float]:
-        values: dict[str, float] = {"reward_errors": float(self.errors)}
+        """Errors and samples, the distribution of the scores (min, p10, p25, median, p75, p90,
+        max: the chart draws them as bands), then each component's mean."""
+        values: dict[str, float] = {
+            "reward_errors": float(self.errors),
+            "reward_samples": float(self.samples),
+        }
         if self.scores:
-            values["reward_min"] = min(self.scores)
-            values["reward_max"] = max(self.scores)
+            ordered = sorted(self.scores)
+            values["reward_min"], values["reward_max"] = ordered[0], ordered[-1]
+            for name, fraction in (
+                ("p10", 0.1),
+                ("p25", 0.25),
+                ("median", 0.5),
+                ("p75", 0.75),
+                ("p90", 0.9),
+            ):
+                # linear between the closest ranks (numpy's default)
+                position = fraction * (len(ordered) - 1)
+                low = int(position)
+                high = min(low + 1, len(ordered) - 1)
+                values[f"reward_{name}"] = ordered[low] + (ordered[high] - ordered[low]) * (
+                    position - low
+                )
         for name, numbers in self.components.items():
             values[f"component/{name}"] = statistics.fmean(numbers)
         return values

@@ -59,6 +59,29 @@
     );
   }
 
+  // TensorBoard's smoothing: an exponential moving average, debiased so the first points are not
+  // pulled towards zero. weight 0 returns the values as they are.
+  function ema(values, weight) {
+    var last = 0, debias = 0;
+    return values.map(function (value) {
+      last = last * weight + (1 - weight) * value;
+      debias = debias * weight + (1 - weight);
+      return last / debias;
+    });
+  }
+
+  // `key` smoothed with `weight`, over its raw line drawn faint (the raw values are never lost);
+  // one plain line when weight is 0.
+  function smoothed(points, key, axis, name, color, weight, extra) {
+    var raw = line(points, key, axis, name, color, extra);
+    if (!weight || raw.x.length < 2) return [raw];
+    raw = Object.assign({}, raw, { name: name + " (raw)", opacity: 0.3, showlegend: false,
+      line: Object.assign({}, raw.line, { width: 1 }), hoverinfo: "skip" });
+    var smooth = line(points, key, axis, name, color, extra);
+    smooth.y = ema(smooth.y, weight);
+    return [raw, smooth];
+  }
+
   // A horizontal dashed reference (e.g. the base model's value) across the x range of `points`.
   function reference(points, value, axis, name, color, extra) {
     if (!isNumber(value) || !points.length) return null;
@@ -93,5 +116,6 @@
   window.JobCharts = {
     COLORS: COLORS, layout: layout, series: series, has: has, line: line,
     reference: reference, draw: draw, axisTitle: axisTitle, isNumber: isNumber,
+    ema: ema, smoothed: smoothed,
   };
 })();

@@ -5,7 +5,8 @@
 //
 // Messages, by `type` (the schema is jobs/events.py; change the two together):
 //   backlog  after, job {status, status_display, sub_status, current_step, total_steps},
-//            events [{id, status, sub_status, message, at}], metrics [{kind, step, epoch, values}]
+//            events [{id, status, sub_status, message, at}], metrics [{kind, step, epoch, values}],
+//            times [when each of metrics was logged, ISO 8601] (the log is rebuilt from both)
 //   metric   kind ("train" | "eval"), step, epoch, values {metric name: number or null}
 //   status   status, sub_status, message
 (function () {
@@ -19,6 +20,8 @@
   var liveSeen = new Set(); // status lines printed live since the last backlog
   var lastEventId = 0;
   var MAX_LOG_LINES = 400;
+  var HEALTH_EVERY_MS = 4000; // the health warnings refresh at most this often while points arrive
+  var healthTimer = null, lastHealth = 0;
   var TONES = { queued: "muted", validating: "live", training: "live", evaluating: "live",
     stopping: "warn", paused: "warn", completed: "ok", failed: "bad", stopped: "muted" };
 
@@ -66,8 +69,10 @@
   function metricLine(point) {
     var v = point.values || {};
     if (point.kind === "eval") {
-      return "validation at step " + point.step + ": accuracy " + fmt(v.accuracy, "percent") +
+      var line = "validation at step " + point.step + ": accuracy " + fmt(v.accuracy, "percent") +
         ", reward " + fmt(v.mean_reward);
+      if (v.reward_errors) line += " — " + v.reward_errors + " of " + v.rows + " rows were reward errors";
+      return line;
     }
     var text = "step " + point.step + ": reward " + fmt(v.reward_mean);
     if (C.isNumber(v.reward_std)) text += " ± " + fmt(v.reward_std);
@@ -89,6 +94,15 @@
       sub.textContent = state.sub_status.toLowerCase() === state.status ? "" : state.sub_status;
     }
     if (state.total_steps) showProgress(state.current_step, state.total_steps);
+    if (state.status && state.status !== "queued") dropQueuedBanner();
+  }
+  // The wizard's "queued for a gpu worker" flash is true only until a worker takes the job.
+  function dropQueuedBanner() {
+    document.querySelectorAll(".messages .flash").forEach(function (flash) {
+      if (/queued for a gpu worker/i.test(flash.textContent)) flash.remove();
+    });
+    var box = document.querySelector(".messages");
+    if (box && !box.children.length) box.remove();
   }
   function showProgress(step, total) {
     var bar = $("job-progress"), text = $("job-progress-text");
@@ -98,16 +112,26 @@
     bar.value = Math.min(step, total);
     if (text) text.textContent = "Step " + step + " of " + total + eta(step, total);
   }
-  // From the last few steps' own durations: what the remaining steps should take.
+  // The median of the last few steps' durations × the steps left, plus the validations left × the
+  // last validation's duration (jobs/summary.py eta_seconds does the same on the server).
   function eta(step, total) {
     var recent = sorted("train").slice(-5).map(function (p) { return p.values.step_seconds; })
       .filter(C.isNumber);
     if (!recent.length || step >= total) return "";
     recent.sort(function (a, b) { return a - b; });
-    var each = recent[Math.floor(recent.length / 2)]; // the median: an eval step is an outlier
-    var minutes = Math.round((each * (total - step)) / 60);
-    return " · ETA " + (minutes < 1 ? "< 1 min" : minutes < 60 ? minutes + " min" :
-      Math.floor(minutes / 60) + " h " + (minutes % 60) + " min");
+    var each = recent.length % 2 ? recent[(recent.length - 1) / 2] :
+      (recent[recent.length / 2 - 1] + recent[recent.length / 2]) / 2;
+    var bar = $("job-progress"), interval = bar ? parseInt(bar.getAttribute("data-eval-interval"), 10) || 0 : 0;
+    var evals = sorted("eval").map(function (p) { return p.values.seconds; }).filter(C.isNumber);
+    var left = 0;
+    for (var s = step + 1; s <= total; s++) if (s === total || (interval && s % interval === 0)) left++;
+    return " · ETA " + human(each * (total - step) + (evals.length ? evals[evals.length - 1] * left : 0));
+  }
+  function human(seconds) {
+    var minutes = Math.round(seconds / 60);
+    if (minutes < 1) return "< 1 min";
+    if (minutes < 60) return minutes + " min";
+    return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
   }
 
   // --- charts --------------------------------------------------------------------------------
@@ -119,7 +143,7 @@
   function drawAll() {
     var train = sorted("train"), evals = sorted("eval"), x = C.axisTitle(axis);
     var L = function (extra) { return C.layout(Object.assign({ xaxis: x }, extra || {})); };
-    window.JobCharts.drawJob(train, evals, axis, L);
+    window.JobCharts.drawJob(train, evals, axis, L, smoothing());
     updateStats(train, evals);
     root.setAttribute("data-points", train.length + evals.length); // what the charts hold
   }
@@ -129,20 +153,37 @@
       var parts = element.getAttribute("data-stat").split(":"), point = last[parts[0]];
       if (point) element.textContent = fmt(point.values[parts[1]], element.getAttribute("data-format"));
     });
-    var hint = $("zero-std-hint"), chart = $("chart-zero-std");
-    var threshold = chart ? parseFloat(chart.getAttribute("data-threshold")) : 0.5;
-    var latest = last.train && last.train.values.frac_reward_zero_std;
-    if (hint && last.train) hint.hidden = !(C.isNumber(latest) && latest > threshold);
+  }
+  function smoothing() {
+    var input = $("smoothing");
+    var value = input ? parseFloat(input.value) : 0;
+    return value > 0 && value < 1 ? value : 0;
+  }
+  // New points may add or clear a warning: ask for the health block again, at most every few s.
+  function healthChanged() {
+    if (healthTimer) return;
+    var wait = Math.max(0, lastHealth + HEALTH_EVERY_MS - Date.now());
+    healthTimer = window.setTimeout(function () {
+      healthTimer = null;
+      lastHealth = Date.now();
+      document.body.dispatchEvent(new CustomEvent("job-health"));
+    }, wait);
   }
 
   // --- the websocket -------------------------------------------------------------------------
+  // On the first backlog the log is rebuilt from the history, the same lines as live, in the order
+  // they happened; a reconnect's backlog prints only what was missed.
   function onBacklog(message) {
-    var before = maxStep();
-    message.metrics.forEach(add);
+    var before = maxStep(), lines = [];
+    message.metrics.forEach(function (point, index) {
+      var known = points[point.kind] && points[point.kind].has(point.step);
+      add(point);
+      if (!known) lines.push({ at: (message.times || [])[index], text: metricLine(point), tone: "" });
+    });
     showStatus(message.job);
     var fresh = message.events.filter(function (event) { return event.id > lastEventId; });
     fresh.forEach(function (event) {
-      if (!liveSeen.has(statusLine(event))) log(statusLine(event), "status", event.at);
+      if (!liveSeen.has(statusLine(event))) lines.push({ at: event.at, text: statusLine(event), tone: "status" });
     });
     liveSeen.clear();
     if (message.events.length) lastEventId = message.events[message.events.length - 1].id;
@@ -157,9 +198,15 @@
       if (list && list.firstElementChild && list.firstElementChild.classList.contains("muted")) {
         list.removeChild(list.firstElementChild);
       }
-      log("loaded " + message.metrics.length + " points" + (before < 0 && maxStep() >= 0 ? " up to step " + maxStep() : ""), "muted");
+    }
+    lines.map(function (line, index) { return { line: line, index: index, when: line.at ? Date.parse(line.at) : 0 }; })
+      .sort(function (a, b) { return a.when - b.when || a.index - b.index; })
+      .forEach(function (item) { log(item.line.text, item.line.tone, item.line.at); });
+    if (!loaded) {
+      log("history: " + message.metrics.length + " points" + (before < 0 && maxStep() >= 0 ? " up to step " + maxStep() : "") + "; live from here", "muted");
     } else {
       log("reconnected: " + message.metrics.length + " points after step " + message.after, "muted");
+      healthChanged();
     }
     loaded = true;
     queueDraw();
@@ -176,6 +223,7 @@
       if (message.kind === "train" && bar) showProgress(message.step, parseInt(bar.getAttribute("data-total"), 10));
       // A validation result changes the server-rendered summary (accuracy, rollouts): refresh it.
       if (message.kind === "eval" && !known) changed(message);
+      healthChanged();
       queueDraw();
     } else if (message.type === "status") {
       showStatus(message);
@@ -214,6 +262,14 @@
     };
   }
 
+  var smoothingInput = $("smoothing");
+  if (smoothingInput) {
+    smoothingInput.addEventListener("input", function () {
+      var shown = $("smoothing-value");
+      if (shown) shown.textContent = smoothingInput.value;
+      queueDraw();
+    });
+  }
   root.querySelectorAll("input[name=x-axis]").forEach(function (input) {
     input.addEventListener("change", function () { axis = input.value; queueDraw(); });
   });
