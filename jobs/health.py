@@ -197,7 +197,7 @@ def kl_spike(points: Sequence[Point], max_tokens: int | None = None) -> HealthWa
                 f"{usual:.3g}).",
                 "One update moved the model far from the base at once: an unstable step that "
                 "can undo what was learned.",
-                "Lower the learning rate, raise beta (the KL penalty), or lower maxGradNorm; "
+                "Lower the learning rate or raise beta (the KL penalty); "
                 "compare the checkpoints before and after the spike.",
             )
     return None

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
+from jobs.health import WINDOW as HEALTH_WINDOW
 from jobs.health import ZERO_STD_FRACTION, HealthWarning, check
 from jobs.models import Job, MetricPoint, Rollout
 from jobs.training.hyperparameters import BY_NAME
@@ -108,6 +110,25 @@ def metric_points(jobs: Iterable[Job], kind: str | None = None) -> dict[int, lis
         rows = rows.filter(kind=kind)
     for job_id, point_kind, step, values in rows.values_list("job_id", "kind", "step", "values"):
         by_job.setdefault(job_id, []).append({"kind": point_kind, "step": step, **values})
+    return by_job
+
+
+def list_points(jobs: list[Job]) -> dict[int, list[dict[str, Any]]]:
+    """What a jobs-list row needs (validation, ETA, health) at a cost that does not grow with the
+    steps: every eval point, and the first and the last HEALTH_WINDOW train points of each job."""
+    if not jobs:
+        return {}
+    ends = Q()
+    for job in jobs:
+        ends |= Q(job=job, step__gt=job.current_step - HEALTH_WINDOW)
+    rows = (
+        MetricPoint.objects.filter(job__in=jobs)
+        .filter(Q(kind="eval") | Q(step__lte=HEALTH_WINDOW) | ends)
+        .order_by("step", "kind")
+    )
+    by_job: dict[int, list[dict[str, Any]]] = {}
+    for job_id, kind, step, values in rows.values_list("job_id", "kind", "step", "values"):
+        by_job.setdefault(job_id, []).append({"kind": kind, "step": step, **values})
     return by_job
 
 

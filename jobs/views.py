@@ -29,6 +29,7 @@ from jobs.summary import (
     ft_model_name,
     health_of,
     latest_train_values,
+    list_points,
     metric_points,
     progress_of,
     rollout_groups,
@@ -60,7 +61,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
         request.GET.get("page")
     )
     jobs = list(page.object_list)
-    points = metric_points(jobs)
+    points = list_points(jobs)
     rows = []
     for job in jobs:
         mine = points.get(job.pk, [])

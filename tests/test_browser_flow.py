@@ -188,7 +188,7 @@ def test_5_the_model_page_shows_base_vs_tuned_and_deploys_in_one_click(
     page.wait_for_url(re.compile(r"/models/\d+/$"))
     flow.model_url = page.url
     accuracy = page.locator("dt:has-text('Validation accuracy') + dd")
-    expect(accuracy).to_have_text(re.compile(r"base \d\.\d{3} → tuned \d\.\d{3}"))
+    expect(accuracy).to_have_text(re.compile(r"base \d+% → tuned \d+%"))
     screenshot(page, "07-tuned-model")
     page.get_by_role("button", name="Deploy").click()
     page.wait_for_url(re.compile(r"/deployments/$"))

@@ -300,3 +300,17 @@ def test_the_jobs_list_shows_duration_failure_reason_and_a_warning_marker(
     assert "12 min" in html and "8 of 8 rewards failed at step 1" in html
     assert html.count('class="health-marker"') == 1  # the broken job only
     assert "1 warning<span" in html and "Reward errors" in html
+
+
+def test_the_list_sees_a_trend_from_a_long_run_first_and_last_steps(
+    alice: User, alice_client: Client
+) -> None:
+    job = make_job(alice, name="collapsing", status=Job.Status.TRAINING, total_steps=100)
+    for step in range(1, 41):
+        values = {"entropy": 1.2 if step <= 20 else 0.05, "reward_mean": 0.3}
+        MetricPoint.objects.create(job=job, kind="train", step=step, values=values)
+    Job.objects.filter(pk=job.pk).update(current_step=40)
+    html = alice_client.get("/jobs/").content.decode()
+    assert "Entropy collapse" in html
+    MetricPoint.objects.filter(job=job, step__gt=20).update(values={"entropy": 1.1})
+    assert "Entropy collapse" not in alice_client.get("/jobs/").content.decode()
