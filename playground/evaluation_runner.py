@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import time
+from collections.abc import Mapping
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,7 +106,8 @@ def read_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
 
 def _prompt_tokens(tokenizer: PreTrainedTokenizerBase, row: dict[str, Any]) -> int:
     ids = tokenizer.apply_chat_template(prompt_messages(row), add_generation_prompt=True)
-    return len(ids["input_ids"] if isinstance(ids, dict) else ids)
+    # transformers 5 returns a BatchEncoding (a Mapping, not a dict); older ones a list of ids.
+    return len(ids["input_ids"] if isinstance(ids, Mapping) else ids)
 
 
 def _cancelled(evaluation: Evaluation) -> bool:
