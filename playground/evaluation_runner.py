@@ -179,10 +179,12 @@ def finish_summary(evaluation: Evaluation) -> dict[str, Any]:
 def run_evaluation(evaluation: Evaluation) -> None:
     """Run a queued evaluation to its end; any failure becomes its status and reason."""
     started = time.monotonic()
-    claimed = Evaluation.objects.filter(pk=evaluation.pk, status=Evaluation.Status.QUEUED).update(
-        status=Evaluation.Status.RUNNING
-    )
-    if not claimed:  # cancelled before it started, or a redelivered message
+    # RUNNING too: with late acks, a message comes back only when the worker running it died,
+    # and the run then starts over (its rows are rebuilt below).
+    claimed = Evaluation.objects.filter(
+        pk=evaluation.pk, status__in=[Evaluation.Status.QUEUED, Evaluation.Status.RUNNING]
+    ).update(status=Evaluation.Status.RUNNING, progress_done=0)
+    if not claimed:  # cancelled, or already finished
         return
     evaluation.refresh_from_db()
     try:

@@ -48,7 +48,8 @@ def _initial(request: HttpRequest) -> tuple[dict[str, Any], Job | None]:
 @require_http_methods(["GET", "POST"])
 def evaluation_new(request: HttpRequest) -> HttpResponse:
     initial, job = _initial(request)
-    form = EvaluationForm(request.user, request.POST or None, initial=initial)
+    posted = request.POST if request.method == "POST" else None  # an empty POST is still a POST
+    form = EvaluationForm(request.user, posted, initial=initial)
     error = ""
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

@@ -382,3 +382,26 @@ def test_a_model_removed_or_not_ready_is_refused_by_name(alice: User, setup: dic
         ev.create_evaluation(alice, [f"model:{setup['starter'].pk}", f"model:{setup['tuned'].pk}"],
                              setup["dataset"], setup["version"], SETTINGS)  # fmt: skip
     assert not Evaluation.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_run_whose_worker_died_starts_over_and_a_finished_one_is_never_rerun(
+    alice: User, setup: dict
+) -> None:
+    refs = [f"model:{setup['starter'].pk}", f"model:{setup['tuned'].pk}"]
+    evaluation = ev.create_evaluation(alice, refs, setup["dataset"], setup["version"], SETTINGS, 2)
+    Evaluation.objects.filter(pk=evaluation.pk).update(status="running", progress_done=3)
+    run_evaluation(evaluation)  # the redelivered message of a worker that died mid-run
+    evaluation.refresh_from_db()
+    assert evaluation.status == "done" and evaluation.progress_done == 4
+    finished = evaluation.finished_at
+    run_evaluation(evaluation)  # a duplicate message: nothing happens
+    evaluation.refresh_from_db()
+    assert evaluation.finished_at == finished and evaluation.rows.count() == 2
+
+
+@pytest.mark.django_db
+def test_an_empty_form_post_names_the_missing_fields(alice_client: Client, setup: dict) -> None:
+    response = alice_client.post("/playground/evaluations/new/", {})
+    assert response.status_code == 400
+    assert response.content.decode().count("This field is required") >= 4
