@@ -405,3 +405,19 @@ def test_an_empty_form_post_names_the_missing_fields(alice_client: Client, setup
     response = alice_client.post("/playground/evaluations/new/", {})
     assert response.status_code == 400
     assert response.content.decode().count("This field is required") >= 4
+
+
+@pytest.mark.django_db
+def test_cancel_on_the_page_stops_a_queued_run_and_says_so(
+    alice: User, alice_client: Client, setup: dict
+) -> None:
+    refs = [f"model:{setup['starter'].pk}", f"model:{setup['tuned'].pk}"]
+    evaluation = ev.create_evaluation(alice, refs, setup["dataset"], setup["version"], SETTINGS, 2)
+    url = f"/playground/evaluations/{evaluation.pk}/"
+    assert 'action="' + url + 'cancel/"' in alice_client.get(url).content.decode()
+    page = alice_client.post(f"{url}cancel/", follow=True).content.decode()
+    assert "Cancelled by the user." in page and "cancel/" not in page.split("<main")[-1]
+    evaluation.refresh_from_db()
+    assert evaluation.status == "cancelled"
+    again = alice_client.post(f"{url}cancel/", follow=True).content.decode()
+    assert "has already finished" in again
