@@ -57,11 +57,14 @@
 
   // Validation runs where the reward failed on rows: a note on the chart, so 0% says why.
   function errorNotes(evals, axis) {
-    return evals.filter(function (point) { return point.values.reward_errors > 0; }).map(function (point) {
+    return evals.filter(function (point) { return point.values.reward_errors > 0; }).map(function (point, index) {
       var who = point.step === 0 ? "base" : "step " + point.step;
       return { x: axis === "epoch" ? point.epoch : point.step, y: 0, yref: "y", xref: "x",
-        text: "⚠ " + who + ": " + point.values.reward_errors + " of " + point.values.rows + " rows were reward errors",
-        showarrow: true, arrowcolor: "#f85149", ax: 0, ay: -40, font: { color: "#f85149", size: 11 } };
+        text: "⚠ " + point.values.reward_errors + "/" + point.values.rows + " errors",
+        hovertext: who + ": " + point.values.reward_errors + " of " + point.values.rows +
+          " validation rows were reward errors (counted as failures)",
+        showarrow: true, arrowcolor: "#f85149", ax: 0, ay: index % 2 ? -52 : -30,
+        font: { color: "#f85149", size: 11 } };
     });
   }
 
