@@ -104,6 +104,10 @@ def test_a_job_completes_and_its_tuned_model_beats_the_base(
         "step_seconds",
         "tokens_per_second",
         "reward_errors",
+        "reward_samples",
+        "reward_p10",
+        "reward_median",
+        "reward_p90",
     ):
         assert key in point, key
     assert any(key.startswith("component/") for key in point)
