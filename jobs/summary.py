@@ -1,5 +1,6 @@
-"""What the job pages show, computed from the rows: progress and ETA, base → latest validation
-accuracy, the config snapshot as rows, the differences between jobs, rollout groups filtered."""
+"""What the job pages show, computed from the rows: progress and ETA, base → published (or
+latest) validation accuracy, the training-health warnings (rules in jobs/health.py), the config
+snapshot as rows, the differences between jobs, rollout groups filtered."""
 
 from __future__ import annotations
 
@@ -64,21 +65,27 @@ def eta_seconds(step: int, total: int, points: list[dict[str, Any]], interval: i
     an outlier (its time is counted once, as the validation's). static/js/job-live.js does the
     same live."""
     recent = [
-        p["values"]["step_seconds"]
+        _values(p)["step_seconds"]
         for p in points
-        if p.get("kind") == "train" and _is_number((p.get("values") or {}).get("step_seconds"))
+        if p.get("kind") == "train" and _is_number(_values(p).get("step_seconds"))
     ][-ETA_WINDOW:]
     if not recent or step >= total:
         return None
     evals = [
-        p["values"]["seconds"]
+        _values(p)["seconds"]
         for p in points
-        if p.get("kind") == "eval" and _is_number((p.get("values") or {}).get("seconds"))
+        if p.get("kind") == "eval" and _is_number(_values(p).get("seconds"))
     ]
     left = sum(
         1 for s in range(step + 1, total + 1) if s == total or (interval and s % interval == 0)
     )
     return statistics.median(recent) * (total - step) + (evals[-1] * left if evals else 0.0)
+
+
+def _values(point: dict[str, Any]) -> dict[str, Any]:
+    """A point's values, whether nested ({kind, step, values}) or flat (metric_points)."""
+    values = point.get("values")
+    return values if isinstance(values, dict) else point
 
 
 def duration_of(job: Job, now: datetime | None = None) -> float | None:

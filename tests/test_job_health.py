@@ -314,3 +314,15 @@ def test_the_list_sees_a_trend_from_a_long_run_first_and_last_steps(
     assert "Entropy collapse" in html
     MetricPoint.objects.filter(job=job, step__gt=20).update(values={"entropy": 1.1})
     assert "Entropy collapse" not in alice_client.get("/jobs/").content.decode()
+
+
+def test_the_job_page_and_the_list_show_the_eta_from_the_recent_steps(
+    alice_client: Client, job: Job
+) -> None:
+    Job.objects.filter(pk=job.pk).update(total_steps=100, current_step=50)
+    for step in range(46, 51):
+        MetricPoint.objects.create(job=job, kind="train", step=step, values={"step_seconds": 6.0})
+    assert "Step 50 of 100 · ETA 5 min" in alice_client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "50/100 steps · ETA 5 min" in alice_client.get("/jobs/").content.decode()
+    MetricPoint.objects.filter(job=job).delete()  # the control: no step times, no training time
+    assert "ETA" not in alice_client.get(f"/jobs/{job.pk}/").content.decode()
