@@ -45,7 +45,8 @@ def test_the_list_shows_only_my_jobs_with_progress_eta_and_accuracy(
     html = alice_client.get("/jobs/").content.decode()
     assert "arith-lr" in html and "bobs-secret-job" not in html
     assert '<progress value="12" max="48"' in html
-    assert "12/48 steps · ETA 6 min" in html  # 10 s a step, 36 steps to go
+    # the recent steps took 2 s each (their step_seconds), 36 to go, a validation at 48 (none timed)
+    assert "12/48 steps · ETA 1 min" in html
     assert "17% → 55%" in html and "+38 pp" in html
     assert 'href="/jobs/new/"' in html and 'action="/jobs/compare/"' in html
 
@@ -96,7 +97,7 @@ def test_the_job_page_shows_status_timeline_config_and_the_live_chart_container(
         assert f'id="chart-{chart}"' in html
     assert 'id="chart-throughput"' in html and "/static/js/job-live.js" in html
     assert "base 17% → 55% at step 10" in html
-    assert "Step 12 of 48 · ETA 6 min" in html
+    assert "Step 12 of 48 · ETA 1 min" in html  # 2 s a recent step × 36 to go
 
 
 @pytest.mark.parametrize(
