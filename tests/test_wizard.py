@@ -97,7 +97,7 @@ def test_a_draft_is_kept_to_resume_later_and_the_data_step_previews_rows(
     base = start(alice_client)
     alice_client.post(base + "basics/", {"name": "later", "base_model": starter["model"].pk})
     listing = alice_client.get("/jobs/new/").content.decode()
-    assert "later" in listing and "1 of 5" in listing
+    assert "later" in listing and "1 of 6" in listing  # of the real step list
     preview = alice_client.get(base + f"preview/?train_dataset={starter['train'].pk}")
     assert preview.content.decode().count('class="chat-row"') == 3
 
