@@ -17,7 +17,7 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
-from jobs.datasets.formats import prompt_messages
+from jobs.datasets.tools import prompt_token_count
 from jobs.training.hyperparameters import Hyperparameters
 
 Row = dict[str, Any]
@@ -44,9 +44,12 @@ def held_out(count: int, fraction: float, seed: int) -> set[int]:
 
 
 def prompt_length(tokenizer: Any, row: Row) -> int:
-    """Tokens of a row's prompt as training sees it (chat template, generation prompt)."""
-    ids = tokenizer.apply_chat_template(prompt_messages(row), add_generation_prompt=True)
-    return len(ids["input_ids"] if isinstance(ids, dict) else ids)
+    """Tokens of a row's prompt as training sees it: the count the job's creation checks too.
+
+    (Counting `apply_chat_template`'s result directly measured its BatchEncoding, which is no
+    dict: every prompt was "2 tokens" and none was ever skipped.)
+    """
+    return prompt_token_count(tokenizer, row)
 
 
 def usable_rows(tokenizer: Any, rows: Iterable[Row], limit: int) -> tuple[int, int]:
