@@ -5,7 +5,9 @@ One console for the module. Two tiny jobs go to its gpu worker, queued from a ma
 with the documented "more than half the rewards failed" reason and say that the base validation
 rows were reward errors; and one whose reward raises on about a fifth of the answers, rewards
 length and samples at most 6 tokens, whose page and list row must warn of reward errors and of
-completions hitting inferenceMaxTokens. Waits are on what the page shows, never on sleeps.
+completions hitting inferenceMaxTokens, and whose live log survives a reload. A clone of it,
+created in the wizard, checks that the "queued for a gpu worker" banner goes once a worker takes
+the job, without a reload. Waits are on what the page shows, never on sleeps.
 """
 
 from __future__ import annotations
@@ -198,3 +200,18 @@ def test_the_jobs_list_marks_the_warnings_and_shows_the_failure_reason(
     expect(broken.locator("td[data-label='Failure reason']")).to_contain_text(
         "more than half the rewards failed"
     )
+
+
+def test_the_queued_banner_goes_once_a_worker_takes_the_job_without_a_reload(
+    page: Page, jobs: SimpleNamespace
+) -> None:
+    page.goto(f"/jobs/new/?clone={jobs.flaky}")
+    page.wait_for_url(re.compile(r"/review/$"))
+    with page.expect_response(re.compile(r"/jobs/\d+/$")) as landed:
+        page.get_by_role("button", name="Create job").click()
+    assert "queued for a gpu worker" in landed.value.text()  # the page came with the banner
+    page.evaluate("window.sameDocument = true")
+    expect(page.locator("#job-status")).not_to_have_text("Queued", timeout=JOB_SECONDS * 1000)
+    banner = page.locator(".flash", has_text="queued for a gpu worker")
+    expect(banner).to_have_count(0)
+    assert page.evaluate("window.sameDocument === true")  # gone live, not by a reload

@@ -232,8 +232,26 @@
       changed(message);
     }
   }
+  // Asks the summary to refresh itself (htmx, hx-trigger="job-status from:body"). A refresh can be
+  // lost: an event that fires while htmx swaps the summary is heard by the outgoing element, whose
+  // answer has nowhere to go. So until the summary shows the status the socket last said, ask again.
+  var wantStatus = null, freshTimer = null, freshTries = 0, FRESH_CHECK_MS = 2000, FRESH_TRIES = 5;
   function changed(detail) {
+    if (detail && detail.status) { wantStatus = detail.status; freshTries = 0; }
     document.body.dispatchEvent(new CustomEvent("job-status", { detail: detail }));
+    checkFresh();
+  }
+  function checkFresh() {
+    if (freshTimer || !wantStatus) return;
+    freshTimer = window.setTimeout(function () {
+      freshTimer = null;
+      var summary = $("job-summary");
+      if (summary && summary.getAttribute("data-status") !== wantStatus && freshTries < FRESH_TRIES) {
+        freshTries += 1;
+        document.body.dispatchEvent(new CustomEvent("job-status", { detail: { status: wantStatus } }));
+        checkFresh();
+      }
+    }, FRESH_CHECK_MS);
   }
   function setState(text, tone) {
     var state = $("live-state");
