@@ -142,7 +142,7 @@ def _run(job: Job) -> None:
     if not MetricPoint.objects.filter(job=job, kind="eval", step=0).exists():
         set_status(job, Job.Status.EVALUATING, "Validating the base model (step 0)")
         record_metric(job, "eval", 0, 0.0, evaluate(model))
-    bridge = RewardBridge(job.reward_version, hp.training_sample_per_prompt)
+    bridge = RewardBridge(job.reward_version, hp.training_sample_per_prompt, hp.rollout_groups)
     config = grpo_config(hp, job_dir(job) / "checkpoints")
     callback = JobCallback(job, bridge, evaluate, job.training_seconds, hp=hp)
     trainer = GRPOTrainer(

@@ -86,6 +86,9 @@ class Hyperparameters:
     final_model: str = _param(
         "finalModel", "best", "best", None, None, "Output: best validation checkpoint or last."
     )
+    rollout_groups: int = _param(
+        "rolloutGroups", 2, 2, 1, 64, "Sampled groups kept per step for the rollouts page."
+    )
 
     @classmethod
     def from_bedrock(cls, values: dict[str, Any], profile: Profile = "cpu") -> Hyperparameters:
