@@ -6,6 +6,8 @@ from typing import Any
 
 from django import template
 
+from jobs.registry.checkpoints import checkpoint_rows
+
 register = template.Library()
 
 TONES = {
@@ -61,3 +63,9 @@ def pretty_json(value: Any) -> str:
     import json
 
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+@register.simple_tag
+def job_checkpoints(job: Any) -> list[dict[str, Any]]:
+    """The checkpoints card's rows (templates/jobs/_checkpoints.html): see checkpoint_rows."""
+    return checkpoint_rows(job)
