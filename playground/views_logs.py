@@ -69,7 +69,7 @@ def log_detail(request: HttpRequest, log_id: int) -> HttpResponse:
     sampling = {k: v for k, v in body.items() if k not in ("messages", "model")}
     context = {
         "log": log,
-        "messages": [_shown(m) for m in messages if isinstance(m, dict)],
+        "prompt": [_shown(m) for m in messages if isinstance(m, dict)],  # `messages` are flashes
         "sampling": sampling,
         "total_tokens": log.prompt_tokens + log.completion_tokens,
     }

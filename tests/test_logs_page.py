@@ -56,6 +56,7 @@ def test_a_log_opens_in_full_with_usage_and_feedback(
     html = page.content.decode()
     assert page.status_code == 200
     assert "the END OF THE PROMPT" in html and "You are terse." in html
+    assert "flash" not in html  # the prompt is not taken for flash messages
     assert html.count("A long answer") == 30
     assert "5 prompt + 1 completion = 6" in html and "13 ms" in html
     assert "temperature=0.7" in html and "▼ bad" in html
