@@ -128,8 +128,10 @@
           var strong = document.createElement("strong");
           strong.textContent = fmt(event.score, 3);
           box.appendChild(strong);
+          // Metric components are logged, not part of the score: labelled apart (as on the rollouts page).
           (event.components || []).forEach(function (c) {
-            box.appendChild(document.createTextNode(" · " + c.name + " " + fmt(c.value, 2)));
+            var metric = c.type === "Metric";
+            box.appendChild(document.createTextNode(" · " + (metric ? "metric " : "") + c.name + (metric ? " = " : " ") + fmt(c.value, 2)));
           });
         }
         break;
