@@ -178,3 +178,76 @@ class PlaygroundSession(OwnedModel):
 
     def __str__(self) -> str:
         return self.title or f"Session #{self.pk}"
+
+
+class Evaluation(OwnedModel):
+    """A batch comparison: every chosen row answered by 2 or 3 models (registered models or job
+    checkpoints) and scored with one reward version, run by a `default` worker.
+
+    `candidates` is `[{"ref": "model:<id>" | "checkpoint:<id>", "label": ...}]` in column order;
+    `summary` holds the statistics computed when the run finishes (see evaluation_stats).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    name = models.CharField(max_length=200, blank=True)
+    candidates = models.JSONField(default=list)
+    dataset = models.ForeignKey(
+        "jobs.Dataset", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dataset_name = models.CharField(max_length=100, help_text="Kept if the dataset is deleted.")
+    row_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The first N rows; empty: all."
+    )
+    reward_version = models.ForeignKey(
+        "rewards.RewardVersion", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reward_label = models.CharField(max_length=120, help_text="Kept if the reward is deleted.")
+    pass_threshold = models.FloatField(help_text="The reward version's, when the run was created.")
+    job = models.ForeignKey(
+        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    temperature = models.FloatField(default=1.0)
+    max_tokens = models.PositiveIntegerField(default=64, help_text="inferenceMaxTokens")
+    max_prompt_length = models.PositiveIntegerField(default=1024, help_text="maxPromptLength")
+    seed = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    status_reason = models.TextField(blank=True)
+    progress_done = models.PositiveIntegerField(default=0, help_text="Answers scored so far.")
+    progress_total = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "evaluation"
+
+    def __str__(self) -> str:
+        return self.name or f"Evaluation #{self.pk}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED)
+
+
+class EvaluationRow(models.Model):
+    """One dataset row of an evaluation and each candidate's answer to it, in column order:
+    `answers` is `[{"text", "score", "passed", "error"}]` (score None until scored)."""
+
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="rows")
+    index = models.PositiveIntegerField(help_text="0-based position in the dataset.")
+    row = EncryptedJSONField(help_text="The dataset row: its prompt goes to every model.")
+    answers = EncryptedJSONField(default=list)
+    skipped = models.CharField(max_length=300, blank=True, help_text="Why no model answered.")
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [
+            models.UniqueConstraint(fields=["evaluation", "index"], name="unique_evaluation_row")
+        ]

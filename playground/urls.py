@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from playground import views, views_logs
+from playground import evaluation_views, views, views_logs
 
 deployments_patterns = (
     [
@@ -23,6 +23,23 @@ playground_patterns = (
         path("<int:session_id>/", views.playground_session, name="session"),
         path("rows/", views.playground_row, name="row"),
         path("<int:session_id>/clear/", views.playground_clear, name="clear"),
+        path("evaluations/", evaluation_views.evaluation_list, name="evaluation-list"),
+        path("evaluations/new/", evaluation_views.evaluation_new, name="evaluation-new"),
+        path(
+            "evaluations/<int:evaluation_id>/",
+            evaluation_views.evaluation_detail,
+            name="evaluation-detail",
+        ),
+        path(
+            "evaluations/<int:evaluation_id>/cancel/",
+            evaluation_views.evaluation_cancel,
+            name="evaluation-cancel",
+        ),
+        path(
+            "evaluations/<int:evaluation_id>/export/<str:fmt>/",
+            evaluation_views.evaluation_export,
+            name="evaluation-export",
+        ),
     ],
     "playground",
 )

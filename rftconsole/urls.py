@@ -11,6 +11,7 @@ from jobs.registry import api as registry_api
 from jobs.registry.urls import models_patterns
 from jobs.urls import jobs_patterns
 from playground import api as playground_api
+from playground import evaluation_api
 from playground.urls import deployments_patterns, playground_patterns
 from playground.v1.urls import openai_patterns
 from rewards import api as rewards_api
@@ -26,6 +27,7 @@ router.register("datasets", datasets_api.DatasetViewSet, basename="dataset")
 router.register("invocation-logs", playground_api.InvocationLogViewSet, basename="invocation-log")
 router.register("rewards", rewards_api.RewardViewSet, basename="reward")
 router.register("reward-tests", rewards_api.RewardTestViewSet, basename="reward-test")
+router.register("evaluations", evaluation_api.EvaluationViewSet, basename="evaluation")
 
 keys_patterns = (
     [

@@ -41,7 +41,10 @@ BROKEN_BODIES = {
     "null": (b"null", ""),
 }
 # Actions that take no body at all (the job's state says what happens): a body is ignored.
-IGNORES_BODY = {"/api/jobs/<pk>/stop/", "/api/jobs/<pk>/pause/", "/api/jobs/<pk>/resume/"}
+IGNORES_BODY = {
+    "/api/jobs/<pk>/stop/", "/api/jobs/<pk>/pause/", "/api/jobs/<pk>/resume/",
+    "/api/evaluations/<pk>/cancel/",
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -62,6 +65,11 @@ def valid_body(template: str, objects: dict[str, Any]) -> dict[str, Any]:
     text = json.dumps(VALID_BODIES[template])
     for kind in ("model", "dataset", "reward"):
         text = text.replace(f"@{kind}@", objects[kind].name)
+    ids = {f"@{kind}.pk@": obj.pk for kind, obj in objects.items()}  # routes that take ids
+    ids["@version.pk@"] = objects["job"].reward_version_id
+    ids["@checkpoint.pk@"] = objects["job"].checkpoints.get().pk
+    for placeholder, pk in ids.items():
+        text = text.replace(placeholder, str(pk))
     return json.loads(text)
 
 
@@ -130,6 +138,18 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
         "deployment": "",
         "use_response_as_reference": True,
         "filters": [],
+    },  # fmt: skip
+    "/api/evaluations/": {
+        "models": ["model:@model.pk@", "checkpoint:@checkpoint.pk@"],
+        "dataset": "@dataset.pk@",
+        "reward_version": "@version.pk@",
+        "rows": 1,
+        "job": None,
+        "temperature": 0.5,
+        "max_tokens": 8,
+        "max_prompt_length": 64,
+        "seed": 1,
+        "name": "e",
     },  # fmt: skip
     "/api/invocation-logs/<pk>/feedback/": {"feedback": "up"},
     "/api/invocation-logs/import/": {"file": ""},

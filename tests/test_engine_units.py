@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ import torch
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
-from transformers import AutoModelForCausalLM, TrainerControl
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerControl
 
 from jobs.actions import claim, create_job
 from jobs.models import Dataset, Job, ModelEntry
@@ -20,6 +21,8 @@ from jobs.registry.export import export_merged
 from jobs.registry.loading import load_for_inference
 from jobs.registry.services import register_model
 from jobs.training.callback import JobCallback, RewardErrorsExceeded
+from jobs.training.data import prepare, prompt_length, split_rows
+from jobs.training.hyperparameters import Hyperparameters
 from jobs.training.reward_bridge import RewardBridge
 from rewards.models import RewardFunction
 from tests.support.tiny_models import save_tiny_model
@@ -110,3 +113,19 @@ def test_the_final_model_choice_is_checked(job: Job) -> None:
 
     assert resolve({"finalModel": "newest"}, "cpu")[1] == {"finalModel": "must be best or last"}
     assert resolve({"finalModel": "last"}, "cpu")[0]["finalModel"] == "last"
+
+
+def test_training_skips_prompts_longer_than_max_prompt_length_and_keeps_the_rest(
+    job: Job,
+) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(job.base_model.path)
+    hp = Hyperparameters.of_snapshot(job.config)
+    train, _ = split_rows(job, hp)
+    lengths = sorted(prompt_length(tokenizer, row) for row in train)
+    assert lengths[0] > 2  # a real token count, not the keys of a BatchEncoding
+    middle = lengths[len(lengths) // 2]
+    short = prepare(job, tokenizer, replace(hp, max_prompt_length=middle))
+    assert short.skipped_long == sum(1 for n in lengths if n > middle) > 0
+    assert len(short.train) == len(train) - short.skipped_long
+    roomy = prepare(job, tokenizer, replace(hp, max_prompt_length=lengths[-1]))  # the control
+    assert roomy.skipped_long == 0 and len(roomy.train) == len(train)

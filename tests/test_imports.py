@@ -245,6 +245,7 @@ WEB_PROCESS = [
     "rftconsole.routing",
     "jobs.tasks",
     "rewards.tasks",
+    "playground.tasks",
     "rftconsole.tasks",
 ]
 

@@ -26,7 +26,7 @@ REPORT = ("privacy-sweep", ("Route (alice's object)", "Bob's method", "Answer", 
 
 SECRET = "alice-private-7f3a"  # in every name of hers: it must never show up for bob
 # Parameters that do not name an owned object, and what to put there.
-PUBLIC_VALUES = {"step": "basics", "slug": "math-ground-truth", "action": "stop"}
+PUBLIC_VALUES = {"step": "basics", "slug": "math-ground-truth", "action": "stop", "fmt": "csv"}
 # DRF router routes name their object `pk`; the prefix says which kind.
 API_KINDS = {
     "/api/models/": "model",
@@ -37,6 +37,7 @@ API_KINDS = {
     "/api/keys/": "key",
     "/api/invocation-logs/": "log",
     "/api/deployments/": "deployment",
+    "/api/evaluations/": "evaluation",
 }
 
 
@@ -87,6 +88,13 @@ def alices(alice: User, tmp_path: Path) -> dict[str, Any]:
     objects["session"] = PlaygroundSession.objects.create(
         owner=alice, title=f"{SECRET}-session", model_ids=[model.pk]
     )
+    from playground.models import Evaluation
+
+    objects["evaluation"] = Evaluation.objects.create(
+        owner=alice, name=f"{SECRET}-evaluation", dataset=dataset, dataset_name=dataset.name,
+        reward_version=version, reward_label=str(version), pass_threshold=1.0,
+        candidates=[{"ref": f"model:{model.pk}", "label": model.name}] * 2, progress_total=2,
+    )  # fmt: skip
     return objects
 
 

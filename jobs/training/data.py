@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,8 @@ def split_rows(job: Job, hp: Hyperparameters | None = None) -> tuple[list[Row], 
 
 def prompt_length(tokenizer: PreTrainedTokenizerBase, row: Row) -> int:
     ids = tokenizer.apply_chat_template(prompt_messages(row), add_generation_prompt=True)
-    return len(ids["input_ids"] if isinstance(ids, dict) else ids)
+    # transformers 5 returns a BatchEncoding (a Mapping, not a dict): len() of it counts its keys.
+    return len(ids["input_ids"] if isinstance(ids, Mapping) else ids)
 
 
 def prepare(job: Job, tokenizer: PreTrainedTokenizerBase, hp: Hyperparameters) -> JobData:
