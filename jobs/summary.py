@@ -208,7 +208,8 @@ def rollout_groups(
                 "messages": _prompt_messages(rollout.prompt),
                 "completions": completions,
                 "mean": statistics.fmean(scores) if scores else None,
-                "std": statistics.pstdev(scores) if len(scores) > 1 else None,
+                # sample std, as TRL's (and the advantages' below) for one group
+                "std": statistics.stdev(scores) if len(scores) > 1 else None,
                 "errors": sum(bool(c["error"]) for c in rollout.completions or []),
                 "identical": len(scores) > 1 and len(set(scores)) == 1,
             }

@@ -137,4 +137,5 @@ def test_metric_components_are_shown_apart_and_labelled_with_their_unit(
     assert "metric answer_chars = 120 characters" in html and "metric length = 7" in html
     assert 'aria-label="Metrics (not part of the reward)"' in html
     assert "advantage 0.71" in html and "advantage -0.71" in html  # ±0.5 / sample std 0.707
+    assert "mean 0.5 · std 0.707" in html  # the group's std is the one the advantages use
     assert bob_client.get(f"/jobs/{job.pk}/rollouts/").status_code == 404
