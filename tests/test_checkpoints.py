@@ -113,6 +113,10 @@ def test_the_job_page_lists_checkpoints_and_their_answers_page_shows_them(
     assert "Use as model" in card and "files pruned" in card
     assert f"/jobs/{job.pk}/checkpoints/{kept.pk}/use/" in card
     assert f"/jobs/{job.pk}/validation-answers/?step=10" in card
+    assert "?step=0" not in card  # no base answers kept: no link to them
+    save_answers(job, 0, rows, ["5"], [RewardResult("0", 0.0)])
+    html = alice_client.get(f"/jobs/{job.pk}/").content.decode()
+    assert f"/jobs/{job.pk}/validation-answers/?step=0" in html
     page = alice_client.get(f"/jobs/{job.pk}/validation-answers/?step=10").content.decode()
     assert "What is 2+2?" in page and "#### 4" in page and "1 of 1 row kept" in page
     assert alice_client.get(f"/jobs/{job.pk}/validation-answers/?step=99").status_code == 404

@@ -80,10 +80,15 @@ def checkpoint_as_model(owner: AbstractBaseUser, checkpoint: Checkpoint) -> Mode
     )
 
 
-def checkpoint_rows(job: Job) -> list[dict[str, Any]]:
+def answered_steps(job: Job) -> set[int]:
+    """The steps whose validation answers are kept (0: the base model's)."""
+    return set(ValidationAnswers.objects.filter(job=job).values_list("step", flat=True))
+
+
+def checkpoint_rows(job: Job, answered: set[int] | None = None) -> list[dict[str, Any]]:
     """The job page's checkpoints card: each checkpoint with its validation, whether it is the
     published one, whether its files are kept, its model if it is one, and its answers."""
-    answered = set(ValidationAnswers.objects.filter(job=job).values_list("step", flat=True))
+    answered = answered_steps(job) if answered is None else answered
     rows = []
     for checkpoint in Checkpoint.objects.filter(job=job).select_related("job").order_by("step"):
         rows.append(

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from jobs.registry.checkpoints import checkpoint_rows
+from jobs.registry.checkpoints import answered_steps, checkpoint_rows
 
 register = template.Library()
 
@@ -66,6 +66,8 @@ def pretty_json(value: Any) -> str:
 
 
 @register.simple_tag
-def job_checkpoints(job: Any) -> list[dict[str, Any]]:
-    """The checkpoints card's rows (templates/jobs/_checkpoints.html): see checkpoint_rows."""
-    return checkpoint_rows(job)
+def job_checkpoints(job: Any) -> dict[str, Any]:
+    """The checkpoints card (templates/jobs/_checkpoints.html): its rows (see checkpoint_rows)
+    and whether the base model's answers (step 0) are kept."""
+    answered = answered_steps(job)
+    return {"rows": checkpoint_rows(job, answered), "base_answers": 0 in answered}
