@@ -176,3 +176,23 @@ def test_the_published_checkpoint_is_the_jobs_output_model(
     assert answer["Location"] == f"/models/{output.pk}/"
     html = alice_client.get(f"/jobs/{job.pk}/").content.decode()
     assert "published" in html[html.index('id="checkpoints"') :]
+
+
+def test_the_api_lists_validation_answers_and_uses_a_checkpoint_as_a_model(
+    alice: User, alice_client: Client, bob_client: Client, tmp_path: Path, tiny_dir: Path
+) -> None:
+    job = make_job(alice, status=Job.Status.COMPLETED)
+    Checkpoint.objects.create(job=job, step=10, path=str(checkpoint_dir(tmp_path, tiny_dir, 10)))
+    rows = [{"messages": [{"role": "user", "content": "2+2?"}]}]
+    save_answers(job, 0, rows, ["5"], [RewardResult("0", 0.0)])
+    save_answers(job, 10, rows, ["4"], [RewardResult("0", 1.0)])
+    listed = alice_client.get(f"/api/jobs/{job.pk}/validation-answers/?step=10").json()
+    assert [(s["step"], s["rows"], s["answers"][0]["answer"]) for s in listed] == [(10, 1, "4")]
+    assert len(alice_client.get(f"/api/jobs/{job.pk}/validation-answers/").json()) == 2
+    use = f"/api/jobs/{job.pk}/use-checkpoint/"
+    assert bob_client.post(use, {"step": 10}, content_type="application/json").status_code == 404
+    missing = alice_client.post(use, {"step": 11}, content_type="application/json")
+    assert missing.status_code == 400 and "no checkpoint at step 11" in missing.content.decode()
+    made = alice_client.post(use, {"step": 10}, content_type="application/json")
+    assert made.status_code == 201 and made.json()["name"] == "arith-step-10"
+    assert ModelEntry.objects.get(pk=made.json()["id"]).source == f"job:{job.pk}:step:10"
