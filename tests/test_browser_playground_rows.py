@@ -81,6 +81,11 @@ def load_row_and_send(page: Page) -> None:
     page.click("#pg-send-button")
 
 
+def choose(page: Page, select: str, pattern: str) -> None:
+    option = page.locator(f"{select} option").filter(has_text=re.compile(pattern)).first
+    page.select_option(select, value=option.get_attribute("value"))
+
+
 def test_the_starter_model_deploys(page: Page) -> None:
     page.goto("/models/")
     page.get_by_role("link", name="starter", exact=True).click()
@@ -94,8 +99,8 @@ def test_loading_a_row_twice_does_not_grow_the_prompt_and_clear_chat_empties(pag
     page.goto("/playground/")
     page.select_option("#pg-model-1", label="starter")
     page.select_option("#pg-model-2", label="starter-copy")
-    page.select_option("#pg-reward", label=re.compile(r"^arithmetic v\d+$"))
-    page.select_option("#pg-dataset", label=re.compile(r"^arithmetic-validation "))
+    choose(page, "#pg-reward", r"^arithmetic v\d+$")
+    choose(page, "#pg-dataset", r"^arithmetic-validation ")
     page.fill("#pg-max-tokens", "24")
     page.get_by_role("button", name="Start session").click()
     page.wait_for_url(re.compile(r"/playground/\d+/$"))
