@@ -9,7 +9,7 @@ from tests.support.routes import all_paths
 
 pytestmark = pytest.mark.reliability
 
-PUBLIC = {"/login/"}
+PUBLIC = {"/login/", "/favicon.ico"}  # the icon: a redirect to a static file
 # The OpenAI-compatible endpoint authenticates with API keys only and answers in OpenAI's JSON.
 OPENAI_PREFIX = "/v1/"
 

@@ -62,3 +62,29 @@ def test_static_files_still_come_with_their_cache_headers() -> None:
     response = asyncio.run(AsyncClient().get("/static/django_htmx/htmx-2.min.js"))
     assert response.status_code == 200 and response["Content-Type"].startswith("text/javascript")
     assert "max-age" in response["Cache-Control"]
+
+
+def test_the_favicon_is_served_locally_even_signed_out(client: Client) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response.url == "/static/favicon.svg"
+    assert finders.find("favicon.svg")
+    page = client.get("/login/").content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg"' in page
+
+
+DESTRUCTIVE_ACTION = re.compile(r"""action="\{% url '[a-z]+:(delete|revoke|remove|discard)""")
+
+
+def test_every_destructive_form_asks_first_with_a_specific_message() -> None:
+    """Delete, revoke, remove and discard forms carry data-confirm (static/js/confirm.js asks)."""
+    forms = [
+        (path.name, form)
+        for path in Path(settings.BASE_DIR, "templates").rglob("*.html")
+        for form in re.findall(r"<form[^>]*>", path.read_text())
+        if DESTRUCTIVE_ACTION.search(form)
+    ]
+    assert len(forms) >= 6  # dataset, reward, model, key, deployment, draft
+    assert [name for name, form in forms if 'data-confirm="' not in form] == []
+    assert all("{{" in form.split('data-confirm="', 1)[1] for _, form in forms)  # names the thing
+    base = Path(settings.BASE_DIR, "templates", "base.html").read_text()
+    assert "js/confirm.js" in base and finders.find("js/confirm.js")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from jobs.models import Dataset
+from jobs.models import Dataset, ModelEntry
 from jobs.registry.services import register_model
 from tests.support.tiny_models import save_tiny_model
 
@@ -81,6 +82,20 @@ def test_token_stats_use_the_chosen_models_tokenizer(
     stats = numbered.token_stats["tiny"]
     assert stats["rows"] == 25 and 0 < stats["min"] <= stats["p50"] <= stats["max"]
     assert sum(stats["histogram"]["counts"]) == 25
+
+
+def test_token_stats_default_to_a_base_model_not_the_newest_tuned_one(
+    alice: User, alice_client: Client, numbered: Dataset, tmp_path: Path
+) -> None:
+    base = register_model(alice, str(save_tiny_model(tmp_path / "tiny")), "tiny")
+    ModelEntry.objects.create(  # newer, and first by name: it used to be the default
+        owner=alice, name="a-tuned", kind=ModelEntry.Kind.TUNED, base=base,
+        status=ModelEntry.Status.READY, path=base.path, source="job",
+    )  # fmt: skip
+    html = alice_client.get(f"/datasets/{numbered.pk}/").content.decode()
+    picker = html[html.index('name="model"') :].split("</select>", 1)[0]
+    options = re.findall(r'<option value="(\d+)"', picker)
+    assert options[0] == str(base.pk) and len(options) == 2  # the first option is the default
 
 
 def test_split_from_the_page(alice_client: Client, numbered: Dataset) -> None:

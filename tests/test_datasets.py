@@ -307,3 +307,19 @@ def test_a_nan_row_stored_before_the_fix_reads_as_null_and_valid_json(
     assert shown.status_code == 200, shown.content
     assert strict_json(shown.content)["row"]["score"] is None
     assert strict_json(shown.content)["prompt"] == "2+2?"
+
+
+def test_invalid_json_is_reported_where_the_line_goes_wrong_not_at_column_1() -> None:
+    whole = json.dumps(GOOD)  # {"messages": [{"role": "user", "content": "What is 2+2?"}], ...
+    cut = whole[: whole.index('"}]') + 1]  # a line cut short, as an interrupted export leaves it
+    problem = report_of(GOOD, cut.encode(), GOOD)["problems"][0]
+    assert problem == {
+        "line": 2,
+        "problem": f"invalid JSON: Expecting ',' delimiter at column {len(cut) + 1} "
+        f"(the line has {len(cut)} characters)",
+    }
+    stray = whole[:13] + "}" + whole[13:]  # {"messages": }[...: wrong at column 14
+    [problem] = report_of(stray.encode())["problems"]
+    assert (
+        f"Expecting value at column 14 (the line has {len(stray)} characters)" in problem["problem"]
+    )

@@ -171,7 +171,7 @@ def test_the_job_page_offers_the_actions_its_status_allows(
     for action, (label, button_class) in offered.items():
         form = forms[action]
         url = f"{prefix}{action}/"
-        attrs = {k: v for k, v in form["attrs"].items() if k != "hx-confirm"}
+        attrs = {k: v for k, v in form["attrs"].items() if k != "data-confirm"}
         assert attrs == {  # a plain POST without JavaScript; with htmx, in place
             "method": "post",
             "action": url,
@@ -186,11 +186,12 @@ def test_the_job_page_offers_the_actions_its_status_allows(
         [button] = form["buttons"]
         assert button["text"] == label and button["attrs"].get("class") == button_class
         assert button["attrs"]["type"] == "submit"
-    # Stop asks first, through htmx (no inline handler: the CSP refuses them); the others do not.
-    assert forms["stop"]["attrs"]["hx-confirm"] == (
+    # Stop asks first, through static/js/confirm.js (no inline handler: the CSP refuses them);
+    # the others do not.
+    assert forms["stop"]["attrs"]["data-confirm"] == (
         'Stop arith "lr" <b>? It ends at the next step boundary and keeps its best checkpoint.'
     )
-    assert all("hx-confirm" not in f["attrs"] for a, f in forms.items() if a != "stop")
+    assert all("data-confirm" not in f["attrs"] for a, f in forms.items() if a != "stop")
 
 
 def test_a_finished_job_links_its_output_model_and_rollouts(

@@ -129,6 +129,9 @@ def parse_line(raw: bytes, number: int) -> Any:
         ) from None
     if number == 1:
         text = text.removeprefix("\ufeff")  # a byte-order mark some editors add
+    # Without its line break: JSON that ends too early would otherwise be reported on the
+    # break's "line 2, column 1" instead of where this line stops.
+    text = text.rstrip("\r\n")
     if not text.strip():
         return None
     try:
@@ -136,7 +139,13 @@ def parse_line(raw: bytes, number: int) -> Any:
     except JSONInputError as error:
         raise RowError(str(error)) from None
     except json.JSONDecodeError as error:
-        raise RowError(f"invalid JSON: {error.msg} (column {error.colno})") from None
+        raise RowError(f"invalid JSON: {_where(error, text)}") from None
+
+
+def _where(error: json.JSONDecodeError, text: str) -> str:
+    """The decoder's complaint at its character position in the line (1-based)."""
+    at = "" if error.msg.endswith(" at") else " at"  # "Unterminated string starting at"
+    return f"{error.msg}{at} column {error.pos + 1} (the line has {len(text)} characters)"
 
 
 def _check_id(row: dict[str, Any], seen: set[str]) -> None:

@@ -77,6 +77,12 @@ def token_stats(dataset: Dataset, entry: ModelEntry) -> dict[str, Any]:
     return stats
 
 
+def prompt_token_count(tokenizer: Any, row: dict[str, Any]) -> int:
+    """Tokens of a row's prompt, chat template and generation prompt included: the one count
+    behind token stats, the long-prompt check at creation and what training skips."""
+    return len(_prompt_ids(tokenizer, prompt_messages(row)))
+
+
 def _prompt_ids(tokenizer: Any, messages: list[dict[str, Any]]) -> list[int]:
     if tokenizer.chat_template:
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)

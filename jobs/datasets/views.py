@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.models import AbstractBaseUser
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -57,8 +58,15 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
 @require_GET
 def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = get_owned_or_404(Dataset, request.user, pk=dataset_id)
-    context = {"dataset": dataset, "models": ready_models(request.user), **_page(dataset, request)}
+    context = {"dataset": dataset, "models": stats_models(request.user), **_page(dataset, request)}
     return render(request, "datasets/detail.html", context)
+
+
+def stats_models(user: AbstractBaseUser) -> list[ModelEntry]:
+    """Ready models for the token counts, the first being the default: base models before tuned
+    ones, the oldest base first (the starter model, the one training starts from), rather than
+    whichever tuned model happens to be newest."""
+    return list(ready_models(user).order_by("kind", "created_at", "pk"))  # "base" < "tuned"
 
 
 @require_GET

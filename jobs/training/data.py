@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
-import random
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +13,7 @@ from jobs.datasets.formats import prompt_messages
 from jobs.datasets.storage import read_rows
 from jobs.models import Job
 from jobs.training.hyperparameters import Hyperparameters
+from jobs.training.schedule import held_out, prompt_length
 
 Row = dict[str, Any]
 
@@ -33,19 +31,11 @@ def split_rows(job: Job, hp: Hyperparameters | None = None) -> tuple[list[Row], 
     if job.validation_dataset is not None:
         return rows, read_rows(job.validation_dataset.path)
     seed = (hp or Hyperparameters.of_snapshot(job.config)).seed
-    order = list(range(len(rows)))
-    random.Random(seed).shuffle(order)
-    held_out = set(order[: math.ceil(len(rows) * job.validation_split)])
+    validation = held_out(len(rows), job.validation_split, seed)  # shared with the wizard
     return (
-        [row for i, row in enumerate(rows) if i not in held_out],
-        [row for i, row in enumerate(rows) if i in held_out],
+        [row for i, row in enumerate(rows) if i not in validation],
+        [row for i, row in enumerate(rows) if i in validation],
     )
-
-
-def prompt_length(tokenizer: PreTrainedTokenizerBase, row: Row) -> int:
-    ids = tokenizer.apply_chat_template(prompt_messages(row), add_generation_prompt=True)
-    # transformers 5 returns a BatchEncoding (a Mapping, not a dict): len() of it counts its keys.
-    return len(ids["input_ids"] if isinstance(ids, Mapping) else ids)
 
 
 def prepare(job: Job, tokenizer: PreTrainedTokenizerBase, hp: Hyperparameters) -> JobData:

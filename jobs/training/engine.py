@@ -25,6 +25,7 @@ from jobs.training.evaluation import evaluate_loaded, pick_rows
 from jobs.training.hyperparameters import Hyperparameters
 from jobs.training.output import publish_output
 from jobs.training.reward_bridge import RewardBridge
+from jobs.training.schedule import total_steps
 from jobs.training.validation_answers import save_answers
 from rftconsole.paths import data_dir, safe_child
 
@@ -164,13 +165,12 @@ def _run(job: Job) -> None:
         callbacks=[callback],
     )
     trainer.remove_callback(PrinterCallback)  # metrics go to the database, not to stdout
-    total = trainer.get_train_dataloader().__len__() * hp.epoch_count
     resume_from = latest_checkpoint(job)
     set_status(
         job,
         Job.Status.TRAINING,
         f"Resuming from step {resume_from.rsplit('-', 1)[-1]}" if resume_from else "Training",
-        total_steps=min(total, hp.max_steps) if hp.max_steps else total,
+        total_steps=total_steps(len(data.train), hp),  # the wizard's estimate, same function
     )
     trainer.train(resume_from_checkpoint=resume_from)
     finish(job, trainer, callback, hp)

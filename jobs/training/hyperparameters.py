@@ -20,6 +20,17 @@ LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo")
 FINAL_MODELS = ("best", "last")
 
 
+LORA_TARGET_PRESETS = (  # suggestions; any comma-separated module names are accepted
+    "all-linear",
+    "q_proj,v_proj",
+    "q_proj,k_proj,v_proj,o_proj",
+    "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+)
+# The wizard shows these first; the rest sit in a collapsed "Advanced" group.
+BASIC = ("epochCount", "maxSteps", "batchSize", "learningRate", "trainingSamplePerPrompt",
+         "evalInterval")  # fmt: skip
+
+
 def _param(
     bedrock_name: str,
     cpu: Any,
@@ -27,10 +38,18 @@ def _param(
     minimum: float | None,
     maximum: float | None,
     text: str,
+    *,
+    choices: tuple[str, ...] = (),
+    presets: tuple[str, ...] = (),
 ) -> Any:
-    """A dataclass field without a default (defaults depend on the profile) but with its facts."""
-    metadata = {"bedrock_name": bedrock_name, "cpu": cpu, "gpu": gpu}
-    return field(metadata={**metadata, "minimum": minimum, "maximum": maximum, "help": text})
+    """A dataclass field without a default (defaults depend on the profile) but with its facts.
+
+    `choices` are the only accepted values (a select in the wizard); `presets` are suggestions
+    for a free-text value (a datalist).
+    """
+    metadata = {"bedrock_name": bedrock_name, "cpu": cpu, "gpu": gpu, "help": text}
+    extra = {"choices": choices, "presets": presets}
+    return field(metadata={**metadata, "minimum": minimum, "maximum": maximum, **extra})
 
 
 @dataclass(frozen=True)
@@ -52,7 +71,12 @@ class Hyperparameters:
         "evalSamples", 0, 0, 0, 100_000, "Validation rows scored at each validation (0: all)."
     )
     max_prompt_length: int = _param(
-        "maxPromptLength", 256, 1024, 16, 32768, "Longer prompts are truncated (flagged)."
+        "maxPromptLength",
+        256,
+        1024,
+        16,
+        32768,
+        "Prompts longer than this are skipped in training (counted when the job is created).",
     )
     inference_max_tokens: int = _param(
         "inferenceMaxTokens", 48, 512, 1, 32768, "Most tokens sampled per answer."
@@ -64,7 +88,13 @@ class Hyperparameters:
         "beta", 0.0, 0.0, 0.0, 1.0, "KL penalty to the base model (0: none, faster)."
     )
     loss_type: str = _param(
-        "lossType", "dapo", "dapo", None, None, "GRPO loss: dapo, grpo, dr_grpo or bnpo."
+        "lossType",
+        "dapo",
+        "dapo",
+        None,
+        None,
+        "GRPO loss: dapo, grpo, dr_grpo or bnpo.",
+        choices=LOSS_TYPES,
     )
     lora_rank: int = _param(
         "loraRank", 16, 32, 0, 512, "LoRA rank; 0 trains all weights (full fine-tuning)."
@@ -72,7 +102,13 @@ class Hyperparameters:
     lora_alpha: int = _param("loraAlpha", 32, 64, 1, 1024, "LoRA scaling numerator (alpha / rank).")
     lora_dropout: float = _param("loraDropout", 0.0, 0.05, 0.0, 0.5, "Dropout on the LoRA layers.")
     lora_targets: str = _param(
-        "loraTargets", "all-linear", "all-linear", None, None, "Modules with adapters."
+        "loraTargets",
+        "all-linear",
+        "all-linear",
+        None,
+        None,
+        "Modules with adapters: all-linear, or module names separated by commas.",
+        presets=LORA_TARGET_PRESETS,
     )
     seed: int = _param(
         "seed", 0, 0, 0, 2**31 - 1, "Seed for sampling, shuffling and initialisation."
@@ -84,7 +120,13 @@ class Hyperparameters:
         "maxWallClockMinutes", 0, 0, 0, 10_080, "Pause when training time passes this."
     )
     final_model: str = _param(
-        "finalModel", "best", "best", None, None, "Output: best validation checkpoint or last."
+        "finalModel",
+        "best",
+        "best",
+        None,
+        None,
+        "Output: best validation checkpoint or last.",
+        choices=FINAL_MODELS,
     )
     rollout_groups: int = _param(
         "rolloutGroups", 2, 2, 1, 64, "Sampled groups kept per step for the rollouts page."
@@ -126,9 +168,15 @@ class Param:
     maximum: float | None
     help: str
     attribute: str  # the Hyperparameters field
+    choices: tuple[str, ...] = ()  # the only accepted values, when set
+    presets: tuple[str, ...] = ()  # suggested values for free text
 
     def default(self, profile: Profile) -> Any:
         return self.gpu if profile == "gpu" else self.cpu
+
+    @property
+    def basic(self) -> bool:
+        return self.name in BASIC
 
 
 def _params() -> list[Param]:
@@ -143,6 +191,8 @@ def _params() -> list[Param]:
             maximum=spec.metadata["maximum"],
             help=spec.metadata["help"],
             attribute=spec.name,
+            choices=spec.metadata.get("choices", ()),
+            presets=spec.metadata.get("presets", ()),
         )
         for spec in fields(Hyperparameters)
     ]
@@ -184,10 +234,12 @@ def _checked(param: Param, value: Any) -> Any:
 def _cross_checks(hp: Hyperparameters) -> dict[str, str]:
     """Rules beyond one value's bounds, keyed by Bedrock name like every other error."""
     errors = {}
-    if hp.loss_type not in LOSS_TYPES:
-        errors["lossType"] = f"must be one of {', '.join(LOSS_TYPES)}"
-    if hp.final_model not in FINAL_MODELS:
-        errors["finalModel"] = "must be best or last"
+    for param in PARAMS:
+        value = getattr(hp, param.attribute)
+        if param.choices and value not in param.choices:
+            pair = len(param.choices) == 2  # "must be best or last" reads better
+            listed = " or ".join(param.choices) if pair else f"one of {', '.join(param.choices)}"
+            errors[param.name] = f"must be {listed}"
     if hp.batch_size % hp.training_sample_per_prompt:
         errors["batchSize"] = (
             f"batchSize ({hp.batch_size}) must be divisible by trainingSamplePerPrompt "

@@ -7,17 +7,20 @@ checks as the API before anything is queued.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import QueryDict
 
 from jobs.actions import create_job
+from jobs.datasets.storage import iter_rows
 from jobs.models import Dataset, Job, JobDraft, MetricPoint, ModelEntry
+from jobs.registry.loading import load_tokenizer, tokenizer_dir
 from jobs.training import hyperparameters
-from jobs.training.preflight import JobConfigError, default_profile, train_row_count
+from jobs.training.preflight import JobConfigError, default_profile
+from jobs.training.schedule import held_out, prompts_per_step, total_steps, usable_rows
 from rewards.models import RewardFunction, RewardVersion
 from rftconsole.ownership import owned
 
@@ -150,16 +153,24 @@ class Plan:
         """Bedrock-named, as the review page shows them (the UI speaks Bedrock's names)."""
         return self.hp.to_bedrock()
 
+    @cached_property
+    def training_rows(self) -> tuple[int, int]:
+        """(rows training keeps, rows skipped as too long): the engine's split and length rule."""
+        rows = list(iter_rows(self.train.path))
+        if self.validation is None:
+            out = held_out(len(rows), self.split, self.hp.seed)
+            rows = [row for i, row in enumerate(rows) if i not in out]
+        tokenizer = load_tokenizer(tokenizer_dir(self.base))
+        return usable_rows(tokenizer, rows, self.hp.max_prompt_length)
+
     def estimate(self) -> dict[str, Any]:
-        rows = train_row_count(self.train, self.validation, self.split)
-        prompts = self.hp.batch_size // self.hp.training_sample_per_prompt
-        steps = math.ceil(rows / prompts) * self.hp.epoch_count
-        if self.hp.max_steps:
-            steps = min(steps, self.hp.max_steps)
+        rows, skipped = self.training_rows
+        steps = total_steps(rows, self.hp)  # the same function sets the running job's total
         per_step = seconds_per_step(self.base)
         return {
             "rows": rows,
-            "prompts_per_step": prompts,
+            "skipped_long": skipped,
+            "prompts_per_step": prompts_per_step(self.hp),
             "steps": steps,
             "validations": steps // self.hp.eval_interval + 2,
             "seconds_per_step": per_step,

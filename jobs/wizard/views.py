@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -43,7 +43,11 @@ def wizard_start(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         draft = JobDraft.objects.create(owner=request.user)
         return redirect("jobs:step", draft_id=draft.pk, step=SLUGS[0])
-    drafts = owned(JobDraft, request.user)
+    # Counted against the real step list (a stale "of 5" once outlived a sixth step).
+    drafts = [
+        (draft, sum(slug in draft.completed for slug in SLUGS))
+        for draft in owned(JobDraft, request.user)
+    ]
     return render(request, "jobs/wizard/start.html", {"drafts": drafts, "steps": STEPS})
 
 
@@ -86,7 +90,11 @@ def _context(request: HttpRequest, draft: JobDraft, step: str, errors: dict) -> 
         context["rewards"] = owned(RewardFunction, owner).prefetch_related("versions")
         context["templates"] = TEMPLATES
     elif step == "hyperparameters":
-        context["params"] = _params(draft)
+        typed = request.POST if request.method == "POST" else None
+        context["basic"], context["advanced"] = _params(draft, typed, errors)
+        context["advanced_open"] = any(
+            item["error"] or item["changed"] for item in context["advanced"]
+        )
     elif step == "security":
         context["encryption"] = at_rest_enabled()
     elif step == "review":
@@ -97,17 +105,33 @@ def _context(request: HttpRequest, draft: JobDraft, step: str, errors: dict) -> 
     return context
 
 
-def _params(draft: JobDraft) -> list[dict]:
-    given = draft.data.get("hyperparameters") or {}
+def _params(
+    draft: JobDraft, typed: QueryDict | None, errors: dict[str, str]
+) -> tuple[list[dict], list[dict]]:
+    """(basic, advanced) fields. After a refused POST every typed value comes back as typed,
+    valid or not, so one mistake never costs the others."""
+    given = typed if typed is not None else draft.data.get("hyperparameters") or {}
     profile = default_profile()
-    return [
-        {
+    basic: list[dict] = []
+    advanced: list[dict] = []
+    for param in hyperparameters.PARAMS:
+        value = str(given.get(param.name, "")).strip()
+        default = param.default(profile)
+        item = {
             "param": param,
-            "value": given.get(param.name, ""),
-            "default": param.default(profile),
+            "value": value,
+            "default": default,
+            "error": errors.get(param.name, ""),
+            "changed": value != "" and not _same(param, value, default),
         }
-        for param in hyperparameters.PARAMS
-    ]
+        (basic if param.basic else advanced).append(item)
+    return basic, advanced
+
+
+def _same(param: hyperparameters.Param, value: str, default: object) -> bool:
+    """Whether a typed value means the default ("0.0010" is 1e-3); a bad value never does."""
+    values, errors = hyperparameters.resolve({param.name: value}, "cpu")
+    return param.name not in errors and values[param.name] == default
 
 
 @require_POST
@@ -120,7 +144,9 @@ def wizard_discard(request: HttpRequest, draft_id: int) -> HttpResponse:
 def wizard_preview(request: HttpRequest, draft_id: int) -> HttpResponse:
     """The chosen dataset's first rows, inline in the data step (htmx)."""
     get_owned_or_404(JobDraft, request.user, pk=draft_id)
-    value = request.GET.get("train_dataset", "")
+    value = request.GET.get("train_dataset", "").strip()
+    if not value:  # nothing chosen yet (the select's "—"): a hint, not a 404
+        return render(request, "jobs/wizard/_choose_dataset.html")
     dataset = get_owned_or_404(Dataset, request.user, pk=parse_int(value, 0))
     rows = [(i + 1, row) for i, row in enumerate(page_of_rows(dataset, 0, 3))]
     context = {"dataset": dataset, "rows": rows, "offset": 0, "last_shown": len(rows)}
