@@ -12,7 +12,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs.actions import JobActionError, create_job, request_pause, request_stop, resume
-from jobs.models import Checkpoint, Dataset, Job, MetricPoint, ModelEntry, Rollout
+from jobs.models import (
+    Checkpoint,
+    Dataset,
+    Job,
+    MetricPoint,
+    ModelEntry,
+    Rollout,
+    ValidationAnswers,
+)
+from jobs.registry.api import ModelEntrySerializer
+from jobs.registry.checkpoints import checkpoint_as_model
+from jobs.registry.inspection import RegistryError
 from jobs.training.preflight import JobConfigError
 from rewards.models import RewardFunction, RewardVersion
 from rftconsole.ownership import owned
@@ -73,6 +84,12 @@ class CheckpointSerializer(serializers.ModelSerializer[Checkpoint]):
     class Meta:
         model = Checkpoint
         fields = ["step", "validation_reward", "validation_accuracy", "created_at"]
+
+
+class ValidationAnswersSerializer(serializers.ModelSerializer[ValidationAnswers]):
+    class Meta:
+        model = ValidationAnswers
+        fields = ["step", "rows", "answers", "created_at"]
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -173,6 +190,31 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def checkpoints(self, request: Request, pk: str) -> Response:
         job = self.get_object()
         return Response(CheckpointSerializer(job.checkpoints.all(), many=True).data)
+
+    @action(detail=True, methods=["get"], url_path="validation-answers")
+    def validation_answers(self, request: Request, pk: str) -> Response:
+        """What each validation answered, row by row (at most 200 rows a step); `?step=N`."""
+        job = self.get_object()
+        saved = ValidationAnswers.objects.filter(job=job)
+        if "step" in request.query_params:
+            saved = saved.filter(step=get_int(request, "step"))
+        return Response(ValidationAnswersSerializer(saved, many=True).data)
+
+    @action(detail=True, methods=["post"], url_path="use-checkpoint")
+    def use_checkpoint(self, request: Request, pk: str) -> Response:
+        """Register the checkpoint of `{"step": N}` as a tuned model (once) and return it."""
+        job = self.get_object()
+        step = request.data.get("step") if isinstance(request.data, dict) else None
+        if type(step) is not int or not 0 <= step < 2**31:  # a database integer
+            raise ValidationError({"step": "must be the integer step of a checkpoint of the job"})
+        checkpoint = Checkpoint.objects.filter(job=job, step=step).select_related("job").first()
+        if checkpoint is None:
+            raise ValidationError({"step": f"the job has no checkpoint at step {step}"})
+        try:
+            entry = checkpoint_as_model(request.user, checkpoint)
+        except RegistryError as error:
+            raise ValidationError({"step": str(error)}) from None
+        return Response(ModelEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
 
 
 def get_int(request: Request, name: str) -> int:

@@ -220,6 +220,28 @@ class Checkpoint(models.Model):
         ]
 
 
+class ValidationAnswers(models.Model):
+    """What one validation (evaluation) of a job answered, row by row, as OpenAI shows per
+    checkpoint: `answers` is [{prompt, answer, reward, error}], at most MAX_ROWS rows (`rows` says
+    how many were scored). Encrypted at rest like rollouts; owned through its job."""
+
+    MAX_ROWS = 200
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="validation_answers")
+    step = models.IntegerField()
+    answers = EncryptedJSONField(help_text="[{prompt, answer, reward, error}], at most 200.")
+    rows = models.IntegerField(default=0, help_text="Rows the evaluation scored (may pass 200).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["step"]
+        verbose_name = "validation answers"
+        verbose_name_plural = "validation answers"
+        constraints = [
+            models.UniqueConstraint(fields=["job", "step"], name="unique_validation_answers_step")
+        ]
+
+
 class JobDraft(OwnedModel):
     """The creation wizard's progress: the answers so far, kept so a user can leave and resume."""
 

@@ -287,21 +287,33 @@ def _prompt_messages(prompt: Any) -> list[dict[str, str]]:
     return [{"role": "user", "content": str(prompt)}]
 
 
-def rollout_groups(rollouts: Iterable[Rollout], show: str) -> list[dict[str, Any]]:
-    """Each sampled group with its completions ordered or filtered as asked."""
+def rollout_groups(
+    rollouts: Iterable[Rollout], show: str, scale_rewards: str = "group"
+) -> list[dict[str, Any]]:
+    """Each sampled group with its completions ordered or filtered as asked.
+
+    Each completion carries its GRPO advantage as TRL computed it for the update: reward minus
+    the group's mean, divided by the group's standard deviation (sample std, + 1e-4) unless the
+    job's `scale_rewards` is "none"; answers whose reward failed are left out of mean and std and
+    get 0 (TRL ignores them). Components of type "Metric" are kept apart from reward scores.
+    """
     groups = []
     for rollout in rollouts:
-        completions = [
-            {
-                "number": number,
-                "text": item.get("text", ""),
-                "reward": item.get("reward"),
-                "components": _components(item.get("components")),
-                "error": item.get("error"),
-            }
-            for number, item in enumerate(rollout.completions or [], start=1)
-        ]
+        completions = []
+        for number, item in enumerate(rollout.completions or [], start=1):
+            parts = _components(item.get("components"))
+            completions.append(
+                {
+                    "number": number,
+                    "text": item.get("text", ""),
+                    "reward": item.get("reward"),
+                    "components": [c for c in parts if c.get("type", "Reward") != "Metric"],
+                    "metrics": [_metric(c) for c in parts if c.get("type") == "Metric"],
+                    "error": item.get("error"),
+                }
+            )
         scores = [c["reward"] for c in completions if _is_number(c["reward"]) and not c["error"]]
+        _add_advantages(completions, scale_rewards)
         if show in ("lowest", "highest"):
             completions.sort(key=_sort_key, reverse=show == "highest")
         elif show == "errors":
@@ -314,12 +326,39 @@ def rollout_groups(rollouts: Iterable[Rollout], show: str) -> list[dict[str, Any
                 "messages": _prompt_messages(rollout.prompt),
                 "completions": completions,
                 "mean": statistics.fmean(scores) if scores else None,
-                "std": statistics.pstdev(scores) if len(scores) > 1 else None,
+                # sample std, as TRL's (and the advantages' below) for one group
+                "std": statistics.stdev(scores) if len(scores) > 1 else None,
                 "errors": sum(bool(c["error"]) for c in rollout.completions or []),
                 "identical": len(scores) > 1 and len(set(scores)) == 1,
             }
         )
     return groups
+
+
+ADVANTAGE_EPSILON = 1e-4  # TRL adds it to the std before dividing
+# Units read from a metric's name (Bedrock metrics carry none): "answer_chars" is in characters.
+METRIC_UNITS = {"chars": "characters", "characters": "characters", "tokens": "tokens",
+                "ms": "ms", "seconds": "s", "words": "words", "lines": "lines"}  # fmt: skip
+
+
+def _metric(component: dict[str, Any]) -> dict[str, Any]:
+    name = str(component.get("name", ""))
+    unit = component.get("unit") or METRIC_UNITS.get(name.lower().rsplit("_", 1)[-1], "")
+    return {**component, "unit": unit}
+
+
+def _add_advantages(completions: list[dict[str, Any]], scale_rewards: str) -> None:
+    scored = [c for c in completions if _is_number(c["reward"]) and not c["error"]]
+    rewards = [float(c["reward"]) for c in scored]
+    mean = statistics.fmean(rewards) if rewards else 0.0
+    std = statistics.stdev(rewards) if len(rewards) > 1 else None  # Bessel, as TRL's nanstd
+    for completion in completions:
+        completion["advantage"] = 0.0
+    for completion, reward in zip(scored, rewards, strict=True):
+        if scale_rewards == "none":
+            completion["advantage"] = reward - mean
+        elif std is not None:
+            completion["advantage"] = (reward - mean) / (std + ADVANTAGE_EPSILON)
 
 
 def _is_number(value: Any) -> bool:

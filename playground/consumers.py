@@ -9,6 +9,10 @@ Client → server:
   generates at once in the inference pool's threads (as many at a time as RFT_INFERENCE_THREADS).
   `row` (a loaded dataset row) gives the reward its reference answer and extra fields; `settings`
   (system prompt, sampling, reward version) are checked and saved on the session first.
+  With `"fresh": true` the turn starts a new conversation: every chat is emptied first, and with
+  a `row` the models are sent exactly the row's prompt as validation sends it (its turns up to
+  the last user turn, that turn's text being `text`), not the chat so far nor the session's
+  system prompt, so scores match validation's.
 - `{"type": "feedback", "log_id": int, "value": "up" | "down" | ""}` rates an answer.
 
 Server → client: `start`, then per model `token` events, one `done` (text, stats, log id) and one
@@ -154,8 +158,12 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         if settings is not None and not isinstance(settings, dict):
             await self.error("Settings must be a JSON object.")
             return
+        fresh = content.get("fresh", False)
+        if not isinstance(fresh, bool):
+            await self.error("'fresh' must be true or false.")
+            return
         try:
-            session = await database_sync_to_async(self.prepare)(settings)
+            session = await database_sync_to_async(self.prepare)(settings, text, row, fresh)
         except sessions.SessionError as error:
             await self.error(str(error))
             return
@@ -167,10 +175,17 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
             return
         self.turn = asyncio.create_task(self.run_turn(session, text, row, turns))
 
-    def prepare(self, settings: dict[str, Any] | None) -> PlaygroundSession | None:
+    def prepare(
+        self, settings: dict[str, Any] | None, text: str, row: dict[str, Any] | None, fresh: bool
+    ) -> PlaygroundSession | None:
         session = owned_session(self.user, self.session_id)
-        if session is not None and settings:
+        if session is None:
+            return None
+        prompt = sessions.row_prompt(row, text) if fresh and row is not None else None
+        if settings:
             sessions.update_settings(session, settings)
+        if fresh:
+            sessions.start_fresh(session, prompt)
         return session
 
     async def prepare_models(self, session: PlaygroundSession, text: str) -> list[Turn] | None:
@@ -200,7 +215,7 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
                     await self.error(
                         f"The prompt is too long for {entry.name}: {len(ids):,} tokens with the "
                         f"chat so far; the model takes at most {context:,}. Shorten the message, "
-                        "the system prompt, or start a new session.",
+                        "the system prompt, or press Clear chat.",
                         entry.pk,
                     )
                     return None

@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import QuerySet
 
+from jobs.datasets.formats import prompt_messages
 from jobs.datasets.tools import page_of_rows
 from jobs.models import Dataset, Job, ModelEntry, ready_models
 from playground.models import InvocationLog, PlaygroundSession
@@ -164,15 +165,67 @@ def session_models(session: PlaygroundSession) -> list[ModelEntry]:
 
 
 def chat_messages(session: PlaygroundSession, model_id: int, text: str) -> list[dict[str, str]]:
-    """What the model is sent: the system prompt, its chat so far, and the new user turn."""
+    """What the model is sent: the system prompt, its chat so far, and the new user turn.
+
+    A chat started from a validation row carries the row's own system turn (an empty one when the
+    row has none): then the session's system prompt is left out, so the model sees exactly what
+    validation sends it."""
+    chat = session.transcript.get(str(model_id), [])
     messages = [{"role": "system", "content": session.system_prompt}]
-    if not session.system_prompt.strip():
+    if not session.system_prompt.strip() or any(t.get("role") == "system" for t in chat):
         messages = []
-    for turn in session.transcript.get(str(model_id), []):
-        if turn.get("content") is not None and turn.get("role") in ("user", "assistant"):
-            messages.append({"role": turn["role"], "content": turn["content"]})
+    for turn in chat:
+        if turn.get("content") is None or turn.get("role") not in ("system", "user", "assistant"):
+            continue
+        if turn["role"] == "system" and not str(turn["content"]):
+            continue  # the marker of a row without a system prompt
+        messages.append({"role": turn["role"], "content": turn["content"]})
     messages.append({"role": "user", "content": text})
     return messages
+
+
+def row_prompt(row: Any, text: str) -> list[dict[str, str]]:
+    """A validation row's prompt exactly as validation sends it (every turn up to the last user
+    turn, jobs.datasets.formats.prompt_messages), the last user turn being `text` when the user
+    edited it after loading the row."""
+    messages = row.get("messages") if isinstance(row, dict) else None
+    if not isinstance(messages, list) or not messages:
+        raise SessionError("The loaded row has no messages: load it again.")
+    if not all(isinstance(m, dict) for m in messages):
+        raise SessionError("The row's messages must be objects with a role and content.")
+    prompt = prompt_messages({"messages": messages})
+    checked: list[dict[str, str]] = []
+    for message in prompt:
+        if (
+            not isinstance(message, dict)
+            or message.get("role") not in ("system", "user", "assistant")
+            or not isinstance(message.get("content"), str)
+        ):
+            raise SessionError(
+                "The row's messages must be system, user or assistant turns with text content."
+            )
+        checked.append({"role": message["role"], "content": message["content"]})
+    if checked[-1]["role"] != "user":
+        raise SessionError("The row's prompt has no user turn to answer.")
+    checked[-1]["content"] = text
+    return checked
+
+
+def start_fresh(session: PlaygroundSession, prompt: list[dict[str, str]] | None = None) -> None:
+    """Empty every model's chat (Clear chat, or a loaded row's new conversation). With a row's
+    prompt, each chat starts with its turns before the last user turn, always with a system turn
+    (empty when the row has none) so the session's system prompt does not join the chat."""
+    prefix: list[dict[str, Any]] = []
+    if prompt is not None:
+        earlier = prompt[:-1]
+        if not earlier or earlier[0]["role"] != "system":
+            earlier = [{"role": "system", "content": ""}, *earlier]
+        prefix = [{**turn, "from_row": True} for turn in earlier]
+    with transaction.atomic():
+        locked = PlaygroundSession.objects.select_for_update().get(pk=session.pk)
+        locked.transcript = {str(i): [dict(t) for t in prefix] for i in locked.model_ids}
+        locked.save(update_fields=["transcript", "updated_at"])
+    session.transcript = locked.transcript
 
 
 def sampling_body(session: PlaygroundSession) -> dict[str, Any]:
@@ -293,5 +346,7 @@ def validation_row(owner: AbstractBaseUser, dataset_id: Any, index: Any) -> dict
         "prompt": str(users[-1].get("content", "")) if users else "",
         "system_prompt": str(systems[0].get("content", "")) if systems else None,
         "reference_answer": row.get("reference_answer"),
+        # the prompt as validation sends it: the conversation a loaded row starts
+        "messages": prompt_messages({"messages": [m for m in messages if isinstance(m, dict)]}),
         "row": row,
     }

@@ -166,6 +166,15 @@ def playground_session(request: HttpRequest, session_id: int) -> HttpResponse:
     return render(request, "playground/index.html", context)
 
 
+@require_POST
+def playground_clear(request: HttpRequest, session_id: int) -> HttpResponse:
+    """Clear chat: every model's conversation starts again (settings and logs are kept)."""
+    session = get_owned_or_404(PlaygroundSession, request.user, pk=session_id)
+    pg.start_fresh(session)
+    messages.success(request, "Chat cleared: the next message starts a new conversation.")
+    return redirect("playground:session", session_id=session.pk)
+
+
 @require_GET
 def playground_row(request: HttpRequest) -> HttpResponse:
     """One dataset row as JSON, for "Load a validation row"."""

@@ -3,6 +3,9 @@ import Bedrock model invocation log records."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -13,8 +16,8 @@ from django.views.decorators.http import require_GET, require_POST
 from jobs.datasets.importer import DatasetError
 from playground.log_import import import_upload
 from playground.logs import LogFilterError, metadata_equals
-from playground.models import InvocationLog
-from rftconsole.ownership import owned
+from playground.models import Deployment, InvocationLog
+from rftconsole.ownership import get_owned_or_404, owned
 
 PAGE_SIZE = 50
 
@@ -47,10 +50,38 @@ def log_list(request: HttpRequest) -> HttpResponse:
 
 
 def deployment_names(request: HttpRequest) -> list[str]:
+    """One option per deployment name: the owner's deployments (live or deleted) and the names
+    their logs carry (imported Bedrock logs name a modelId that is no deployment here)."""
     # order_by() drops the model's ordering: with it, DISTINCT would be per (name, created_at),
-    # one option per log instead of one per deployment.
-    names = owned(InvocationLog, request.user).order_by().values_list("deployment", flat=True)
-    return sorted(names.distinct())
+    # one option per log instead of one per deployment. A set makes it distinct either way.
+    logged = owned(InvocationLog, request.user).order_by().values_list("deployment", flat=True)
+    served = owned(Deployment, request.user).order_by().values_list("name", flat=True)
+    return sorted(set(logged.distinct()) | set(served.distinct()))
+
+
+@require_GET
+def log_detail(request: HttpRequest, log_id: int) -> HttpResponse:
+    """One invocation log in full: every prompt message, the whole answer, usage, latency,
+    metadata and feedback (the list cuts prompts at 160 characters)."""
+    log = get_owned_or_404(InvocationLog, request.user, pk=log_id)
+    body = log.request if isinstance(log.request, dict) else {}
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    sampling = {k: v for k, v in body.items() if k not in ("messages", "model")}
+    context = {
+        "log": log,
+        "prompt": [_shown(m) for m in messages if isinstance(m, dict)],  # `messages` are flashes
+        "sampling": sampling,
+        "total_tokens": log.prompt_tokens + log.completion_tokens,
+    }
+    return render(request, "playground/log_detail.html", context)
+
+
+def _shown(message: dict[str, Any]) -> dict[str, str]:
+    """Role and text of one message; content blocks (Converse, tool calls) shown as JSON."""
+    content = message.get("content")
+    if not isinstance(content, str):
+        content = "" if content is None else json.dumps(content, ensure_ascii=False, indent=2)
+    return {"role": str(message.get("role", "")), "content": content}
 
 
 @require_POST

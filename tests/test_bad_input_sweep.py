@@ -163,6 +163,7 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
         "pin_version": 1,
         "hyperparameters": {"batchSize": 8},
     },  # fmt: skip
+    "/api/jobs/<pk>/use-checkpoint/": {"step": 1},
     "/api/keys/": {"name": "k", "scope": "inference"},
     "/api/models/": {"name": "m2", "description": "", "source": "org/model"},
     "/api/rewards/": {
@@ -204,6 +205,7 @@ VALID_ANSWERS = {
     "/api/rewards/validate/": 200,
     "/api/invocation-logs/<pk>/feedback/": 200,
     "/api/rewards/<pk>/run/": 202,  # queued: the sweep runs no worker
+    "/api/jobs/<pk>/use-checkpoint/": 400,  # the sweep's checkpoint holds no weights to register
 }
 HUGE = "@huge@"  # replaced by 1e400 in the text: json.dumps cannot write it
 WRONG_VALUES: dict[str, Any] = {

@@ -22,7 +22,7 @@ from jobs.datasets import storage
 from jobs.datasets.importer import import_lines
 from jobs.datasets.storage import iter_rows
 from jobs.datasets.tools import page_of_rows, split_dataset
-from jobs.models import Dataset, Rollout
+from jobs.models import Dataset, Rollout, ValidationAnswers
 from playground.logs import LogFilter, dataset_from_logs, filter_logs, metadata_equals
 from playground.models import InvocationLog
 from rewards.models import RewardVersion
@@ -211,6 +211,9 @@ def test_rotation_moves_everything_to_the_new_key(settings: Any, alice: User) ->
     no_reference = add_rollout(rollout.job, 2, [0.5])
     Rollout.objects.filter(pk=no_reference.pk).update(reference_answer=None, reward_output="")
     version = judge_version(alice, "sk-zanzibar")
+    answers = ValidationAnswers.objects.create(
+        job=rollout.job, step=0, rows=1, answers=[{"answer": "Stone Town"}]
+    )
 
     settings.RFT_ENCRYPTION_KEY = f"{KEY_B},{KEY_A}"
     output = StringIO()
@@ -220,6 +223,7 @@ def test_rotation_moves_everything_to_the_new_key(settings: Any, alice: User) ->
     assert "invocation logs: re-encrypted 2 (1 stored plain before)" in report
     assert "rollouts: re-encrypted 2 (0 stored plain before)" in report
     assert "judge API keys: re-encrypted 1" in report
+    assert "validation answers: re-encrypted 1 (0 stored plain before)" in report
 
     settings.RFT_ENCRYPTION_KEY = KEY_B
     for stored in (plain_dataset, encrypted_dataset):
@@ -235,6 +239,7 @@ def test_rotation_moves_everything_to_the_new_key(settings: Any, alice: User) ->
     kept = Rollout.objects.get(pk=no_reference.pk)
     assert kept.reference_answer is None and kept.reward_output == ""
     assert kept.completions[0]["text"] == "answer 0 #### 0"
+    assert ValidationAnswers.objects.get(pk=answers.pk).answers == [{"answer": "Stone Town"}]
     token = RewardVersion.objects.get(pk=version.pk).config["api_key_encrypted"]
     assert crypto.decrypt_text(token) == "sk-zanzibar"
     settings.RFT_ENCRYPTION_KEY = KEY_A

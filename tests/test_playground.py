@@ -324,3 +324,109 @@ def test_a_session_reopens_with_its_transcript_and_is_listed(
     assert "tok/s" in page and "Score <strong>0.000</strong>" in page
     listing = alice_client.get("/playground/").content.decode()
     assert f'href="/playground/{session.pk}/">What is 2 + 3?</a>' in listing
+
+
+ROW_WITH_SYSTEM = {
+    "messages": [
+        {"role": "system", "content": "Answer with a number."},
+        {"role": "user", "content": "six times seven?"},
+        {"role": "assistant", "content": "42"},  # an answer in the row: validation leaves it out
+    ],
+    "reference_answer": "forty-two",
+    "topic": "math",
+}
+ROW_PROMPT = ROW_WITH_SYSTEM["messages"][:2]
+
+
+def test_loading_a_validation_row_starts_a_fresh_conversation_with_exactly_its_messages(
+    alice: User, models: list[ModelEntry], session: PlaygroundSession
+) -> None:
+    row_turn = {"type": "send", "text": "six times seven?", "row": ROW_WITH_SYSTEM, "fresh": True}
+    chatty = {"system_prompt": "Be chatty.", "max_tokens": 3, "temperature": 0,
+              "reward_version": session.reward_version_id}  # fmt: skip
+    chat_turn, first_row, follow_up, second_row = run_turn(
+        alice, session,
+        {"type": "send", "text": "hello", "settings": chatty},
+        row_turn,
+        {"type": "send", "text": "why?", "row": ROW_WITH_SYSTEM},  # continues the row's chat
+        row_turn,  # loading the row again: the prompt does not grow
+    )  # fmt: skip
+    logs = list(InvocationLog.objects.filter(owner=alice).order_by("pk"))
+    assert len(logs) == 8
+    # control: a plain turn is sent with the session's system prompt
+    assert logs[0].request["messages"] == [
+        {"role": "system", "content": "Be chatty."},
+        {"role": "user", "content": "hello"},
+    ]
+    for log in (logs[2], logs[3], logs[6], logs[7]):  # both loads, both models
+        assert log.request["messages"] == ROW_PROMPT
+    assert logs[6].prompt_tokens == logs[2].prompt_tokens
+    assert [m["role"] for m in logs[4].request["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+    ]
+    assert logs[4].prompt_tokens > logs[2].prompt_tokens
+    # the reward scores the row's answer as validation would (reference, metadata)
+    assert {e["score"] for e in second_row if e["type"] == "score"} == {1.0}
+    session.refresh_from_db()
+    for model in models:
+        chat = session.transcript[str(model.pk)]
+        assert [t["role"] for t in chat] == ["system", "user", "assistant"]
+        assert chat[0]["content"] == "Answer with a number."
+    assert session.system_prompt == "Be chatty."  # the row does not change the settings
+
+
+def test_a_fresh_row_without_a_system_prompt_leaves_the_sessions_out_and_bad_rows_are_refused(
+    alice: User, models: list[ModelEntry], session: PlaygroundSession
+) -> None:
+    session.system_prompt = "Be chatty."
+    session.save()
+    bad = {"messages": [{"role": "user", "content": ["a", "list"]}]}
+    edited, refused = run_turn(
+        alice, session,
+        {"type": "send", "text": "six times SEVEN?", "row": ROW, "fresh": True},
+        {"type": "send", "text": "x", "row": bad, "fresh": True},
+    )  # fmt: skip
+    log = InvocationLog.objects.filter(owner=alice).order_by("pk").first()
+    assert log.request["messages"] == [{"role": "user", "content": "six times SEVEN?"}]
+    assert refused[0]["type"] == "error" and "text content" in refused[0]["message"]
+    assert InvocationLog.objects.filter(owner=alice).count() == 2
+
+
+def test_clear_chat_empties_every_models_conversation_and_only_the_owners(
+    alice: User, bob: User, models: list[ModelEntry], session: PlaygroundSession
+) -> None:
+    run_turn(alice, session, {"type": "send", "text": "hello"})
+    session.refresh_from_db()
+    assert all(len(chat) == 2 for chat in session.transcript.values())
+    bob_client = Client()
+    bob_client.force_login(bob)
+    assert bob_client.post(f"/playground/{session.pk}/clear/").status_code == 404
+    session.refresh_from_db()
+    assert all(len(chat) == 2 for chat in session.transcript.values())
+    alice_client = Client()
+    alice_client.force_login(alice)
+    assert alice_client.get(f"/playground/{session.pk}/clear/").status_code == 405
+    answer = alice_client.post(f"/playground/{session.pk}/clear/")
+    assert answer.status_code == 302 and answer["Location"] == f"/playground/{session.pk}/"
+    session.refresh_from_db()
+    assert session.transcript == {str(m.pk): [] for m in models}
+    page = alice_client.get(f"/playground/{session.pk}/").content.decode()
+    assert "Clear chat" in page and "pg-user" not in page.split('id="pg-answer-template"')[0]
+    run_turn(alice, session, {"type": "send", "text": "again"})
+    log = InvocationLog.objects.filter(owner=alice).order_by("-pk").first()
+    assert log.request["messages"] == [{"role": "user", "content": "again"}]
+
+
+def test_the_row_endpoint_gives_the_prompt_as_validation_sends_it(
+    alice: User, alice_client: Client, tmp_path: Path
+) -> None:
+    data = tmp_path / "val.jsonl"
+    data.write_text(json.dumps(ROW_WITH_SYSTEM) + "\n")
+    dataset = Dataset.objects.create(
+        owner=alice, name="val", path=str(data), row_count=1, size_bytes=data.stat().st_size
+    )
+    found = alice_client.get(f"/playground/rows/?dataset={dataset.pk}&index=0").json()
+    assert found["messages"] == ROW_PROMPT and found["prompt"] == "six times seven?"

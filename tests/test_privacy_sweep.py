@@ -61,8 +61,9 @@ def alices(alice: User, tmp_path: Path) -> dict[str, Any]:
     )  # fmt: skip
     MetricPoint.objects.create(job=job, kind="train", step=1, values={"reward_mean": 0.5})
     Rollout.objects.create(job=job, step=1, prompt=[], completions=[])
-    Checkpoint.objects.create(job=job, step=1, path=str(tmp_path))
+    checkpoint = Checkpoint.objects.create(job=job, step=1, path=str(tmp_path))
     objects = {
+        "checkpoint": checkpoint,
         "model": model,
         "dataset": dataset,
         "reward": version.reward,

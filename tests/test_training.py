@@ -15,7 +15,15 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from jobs.actions import create_job, request_pause, request_stop, resume
-from jobs.models import Checkpoint, Dataset, Job, MetricPoint, ModelEntry, Rollout
+from jobs.models import (
+    Checkpoint,
+    Dataset,
+    Job,
+    MetricPoint,
+    ModelEntry,
+    Rollout,
+    ValidationAnswers,
+)
 from jobs.tasks import reap_stale_jobs
 from rewards.models import RewardFunction
 from rftconsole.processes.supervisor import Supervisor
@@ -149,6 +157,9 @@ def test_stop_ends_at_a_step_boundary_with_a_usable_model(
     assert job.current_step < 200
     assert job.output_model is not None and Path(job.output_model.path).is_dir()
     assert "best checkpoint" in job.status_reason
+    # each validation kept its answers, the base's (step 0) and the stopped model's among them
+    answered = set(ValidationAnswers.objects.filter(job=job).values_list("step", flat=True))
+    assert {0, job.current_step} <= answered, answered
 
 
 @pytest.mark.reliability

@@ -6,6 +6,8 @@ from typing import Any
 
 from django import template
 
+from jobs.registry.checkpoints import answered_steps, checkpoint_rows
+
 register = template.Library()
 
 TONES = {
@@ -61,3 +63,11 @@ def pretty_json(value: Any) -> str:
     import json
 
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+@register.simple_tag
+def job_checkpoints(job: Any) -> dict[str, Any]:
+    """The checkpoints card (templates/jobs/_checkpoints.html): its rows (see checkpoint_rows)
+    and whether the base model's answers (step 0) are kept."""
+    answered = answered_steps(job)
+    return {"rows": checkpoint_rows(job, answered), "base_answers": 0 in answered}

@@ -110,7 +110,7 @@ class JobCallback(TrainerCallback):
     ) -> TrainerControl:
         step = state.global_step
         if step % self.hp.eval_interval == 0 or step == state.max_steps:
-            self.last_eval = self.evaluate(kwargs["model"])
+            self.last_eval = self.evaluate(kwargs["model"], step)
             record_metric(self.job, "eval", step, state.epoch or 0.0, self.last_eval)
             control.should_save = True
         requested = Job.objects.filter(pk=self.job.pk).values_list("requested", flat=True).first()

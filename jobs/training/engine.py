@@ -26,6 +26,7 @@ from jobs.training.hyperparameters import Hyperparameters
 from jobs.training.output import publish_output
 from jobs.training.reward_bridge import RewardBridge
 from jobs.training.schedule import total_steps
+from jobs.training.validation_answers import save_answers
 from rftconsole.paths import data_dir, safe_child
 
 logger = logging.getLogger(__name__)
@@ -132,18 +133,26 @@ def _run(job: Job) -> None:
     set_status(job, Job.Status.VALIDATING, "Loading the base model")
     model = load_base(job)
 
-    def evaluate(current: PreTrainedModel) -> dict[str, Any]:
+    def evaluate(current: PreTrainedModel, step: int | None = None) -> dict[str, Any]:
+        """Validate `current`; with a step, its answers are kept for that checkpoint's page."""
         was_training = current.training
         current.eval()
         rows = pick_rows(data.validation, hp.eval_samples or None, hp.seed)  # same rows each time
-        result = evaluate_loaded(current, tokenizer, rows, job.reward_version, sampling(hp))
+
+        def keep(rows: list[dict], answers: list[str], results: list) -> None:
+            if step is not None:
+                save_answers(job, step, rows, answers, results)
+
+        result = evaluate_loaded(
+            current, tokenizer, rows, job.reward_version, sampling(hp), on_rows=keep
+        )
         current.train(was_training)
         return result.summary()
 
     if not MetricPoint.objects.filter(job=job, kind="eval", step=0).exists():
         set_status(job, Job.Status.EVALUATING, "Validating the base model (step 0)")
-        record_metric(job, "eval", 0, 0.0, evaluate(model))
-    bridge = RewardBridge(job.reward_version, hp.training_sample_per_prompt)
+        record_metric(job, "eval", 0, 0.0, evaluate(model, 0))
+    bridge = RewardBridge(job.reward_version, hp.training_sample_per_prompt, hp.rollout_groups)
     config = grpo_config(hp, job_dir(job) / "checkpoints")
     callback = JobCallback(job, bridge, evaluate, job.training_seconds, hp=hp)
     trainer = GRPOTrainer(
@@ -197,7 +206,7 @@ def finish(job: Job, trainer: GRPOTrainer, callback: JobCallback, hp: Hyperparam
     if not MetricPoint.objects.filter(job=job, kind="eval", step=step).exists():
         set_status(job, Job.Status.EVALUATING, f"Validating the final model (step {step})")
         record_metric(
-            job, "eval", step, trainer.state.epoch or 0.0, callback.evaluate(trainer.model)
+            job, "eval", step, trainer.state.epoch or 0.0, callback.evaluate(trainer.model, step)
         )
     set_status(job, Job.Status.EVALUATING, "Saving the tuned model")
     output, output_step = publish_output(job, trainer, hp)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ from jobs.registry.loading import SamplingSettings, generate_answers, load_for_i
 from rewards.models import RewardVersion
 from rewards.scoring import score_batch
 from rewards.types import RewardResult, Sample
+
+RowsHook = Callable[[list[dict[str, Any]], list[str], list[RewardResult]], None]
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,10 @@ def evaluate_loaded(
     rows: list[dict[str, Any]],
     reward: RewardVersion,
     sampling: SamplingSettings,
+    on_rows: RowsHook | None = None,
 ) -> EvaluationResult:
+    """`on_rows(rows, answers, results)`, when given, sees every row's answer and reward (the
+    job engine saves them as the checkpoint's validation answers)."""
     started = time.monotonic()
     answers = generate_answers(model, tokenizer, [prompt_messages(r) for r in rows], sampling)
     samples = [
@@ -69,6 +75,8 @@ def evaluate_loaded(
         for i, (answer, row) in enumerate(zip(answers, rows, strict=True))
     ]
     results = score_batch(reward, samples)
+    if on_rows is not None:
+        on_rows(rows, answers, results)
     return summarize(results, reward.pass_threshold, time.monotonic() - started)
 
 

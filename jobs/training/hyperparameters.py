@@ -128,6 +128,9 @@ class Hyperparameters:
         "Output: best validation checkpoint or last.",
         choices=FINAL_MODELS,
     )
+    rollout_groups: int = _param(
+        "rolloutGroups", 2, 2, 1, 64, "Sampled groups kept per step for the rollouts page."
+    )
 
     @classmethod
     def from_bedrock(cls, values: dict[str, Any], profile: Profile = "cpu") -> Hyperparameters:

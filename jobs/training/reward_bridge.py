@@ -16,7 +16,7 @@ from rewards.models import RewardVersion
 from rewards.scoring import score_batch
 from rewards.types import RewardResult, Sample
 
-ROLLOUT_GROUPS_PER_STEP = 2
+DEFAULT_ROLLOUT_GROUPS = 2  # the job's `rolloutGroups` hyperparameter sets it (1 to 64)
 
 
 @dataclass
@@ -60,9 +60,15 @@ class StepRewards:
 class RewardBridge:
     __name__ = "reward"  # TRL names the logged series after the function
 
-    def __init__(self, version: RewardVersion, samples_per_prompt: int) -> None:
+    def __init__(
+        self,
+        version: RewardVersion,
+        samples_per_prompt: int,
+        rollout_groups: int = DEFAULT_ROLLOUT_GROUPS,
+    ) -> None:
         self.version = version
         self.samples_per_prompt = samples_per_prompt
+        self.rollout_groups = rollout_groups  # groups kept per step for the rollouts page
         self.current = StepRewards()
 
     def take_step(self) -> StepRewards:
@@ -105,7 +111,7 @@ class RewardBridge:
             step.output = results[0].output[:8000]
         size = self.samples_per_prompt
         for start in range(0, len(results), size):
-            if len(step.groups) >= ROLLOUT_GROUPS_PER_STEP:
+            if len(step.groups) >= self.rollout_groups:
                 break
             step.groups.append(
                 {

@@ -17,7 +17,7 @@ from typing import Any
 from django.db import connection, models, transaction
 
 from jobs.datasets import storage
-from jobs.models import Dataset, Rollout
+from jobs.models import Dataset, Rollout, ValidationAnswers
 from playground.models import InvocationLog
 from rewards.models import RewardVersion
 from rewards.services import SECRET_KEY_FIELD
@@ -64,6 +64,7 @@ def rotate_all(dry_run: bool = False) -> list[Outcome]:
             "rollouts",
             dry_run,
         ),
+        rotate_rows(ValidationAnswers, ["answers"], "validation answers", dry_run),
         rotate_judge_keys(dry_run),
     ]
 

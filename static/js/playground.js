@@ -9,6 +9,7 @@
   var rowsUrl = settingsForm.getAttribute("action") + "rows/";
   var socket = null, attempt = 0, busy = false, closedForGood = false;
   var row = null; // the loaded validation row, sent with the next message
+  var rowPrompt = null; // its prompt as validation sends it, until the message that starts its chat
   var current = {}; // model id → the <li> of the answer streaming now
 
   function $(id) { return document.getElementById(id); }
@@ -27,6 +28,54 @@
     return data;
   }
 
+  function item(className, text) {
+    var li = document.createElement("li");
+    li.className = className;
+    var box = className.indexOf("pg-answer") >= 0 ? document.createElement("div") : li;
+    if (box !== li) { box.className = "pg-text"; li.appendChild(box); }
+    box.textContent = text;
+    return li;
+  }
+
+  // A loaded row's conversation: the chats are emptied and start with the row's turns before its
+  // last user turn (the server does the same; see playground/consumers.py).
+  function startFresh(model, prompt) {
+    var col = column(model);
+    if (!col) return;
+    var list = col.querySelector(".pg-turns");
+    list.textContent = "";
+    prompt.slice(0, -1).forEach(function (turn) {
+      if (turn.role === "system") {
+        if (!turn.content) return;
+        var li = item("pg-system", turn.content);
+        var role = document.createElement("span");
+        role.className = "role";
+        role.textContent = "system";
+        li.insertBefore(role, li.firstChild);
+        list.appendChild(li);
+      } else {
+        list.appendChild(item(turn.role === "user" ? "pg-user" : "pg-answer pg-from-row", turn.content));
+      }
+    });
+  }
+
+  // At phone width the columns stay side by side and the n-th turn of every column gets the same
+  // height, so each row of the page compares one turn (CSSOM styles: CSP allows them).
+  var phone = window.matchMedia("(max-width: 600px)");
+  function alignTurns() {
+    var lists = Array.prototype.map.call(document.querySelectorAll(".pg-column .pg-turns"), function (l) { return l.children; });
+    lists.forEach(function (items) { Array.prototype.forEach.call(items, function (li) { li.style.minHeight = ""; }); });
+    if (!phone.matches) return;
+    var longest = Math.max.apply(null, lists.map(function (items) { return items.length; }).concat([0]));
+    for (var i = 0; i < longest; i++) {
+      var height = 0;
+      lists.forEach(function (items) { if (items[i]) height = Math.max(height, items[i].offsetHeight); });
+      lists.forEach(function (items) { if (items[i]) items[i].style.minHeight = height + "px"; });
+    }
+  }
+  if (phone.addEventListener) phone.addEventListener("change", alignTurns);
+  window.addEventListener("resize", alignTurns);
+
   function addTurn(model, text) {
     var col = column(model);
     if (!col) return;
@@ -42,6 +91,11 @@
   }
 
   function onEvent(event) {
+    handle(event);
+    if (event.type !== "token" || phone.matches) alignTurns();
+  }
+
+  function handle(event) {
     var answer = current[event.model];
     switch (event.type) {
       case "ready": setState("connected", "ok"); break;
@@ -74,8 +128,10 @@
           var strong = document.createElement("strong");
           strong.textContent = fmt(event.score, 3);
           box.appendChild(strong);
+          // Metric components are logged, not part of the score: labelled apart (as on the rollouts page).
           (event.components || []).forEach(function (c) {
-            box.appendChild(document.createTextNode(" · " + c.name + " " + fmt(c.value, 2)));
+            var metric = c.type === "Metric";
+            box.appendChild(document.createTextNode(" · " + (metric ? "metric " : "") + c.name + (metric ? " = " : " ") + fmt(c.value, 2)));
           });
         }
         break;
@@ -129,8 +185,15 @@
     showError("");
     setBusy(true);
     current = {};
-    document.querySelectorAll(".pg-column").forEach(function (col) { addTurn(col.dataset.model, text); });
-    socket.send(JSON.stringify({ type: "send", text: text, row: row, settings: settings() }));
+    var fresh = rowPrompt !== null;
+    document.querySelectorAll(".pg-column").forEach(function (col) {
+      if (fresh) startFresh(col.dataset.model, rowPrompt);
+      addTurn(col.dataset.model, text);
+    });
+    var message = { type: "send", text: text, row: row, settings: settings() };
+    if (fresh) message.fresh = true;
+    rowPrompt = null; // follow-up messages continue the row's conversation
+    socket.send(JSON.stringify(message));
     input.value = "";
   }
 
@@ -155,8 +218,8 @@
         if (found.error) { showError(found.error); return; }
         showError("");
         row = found.row;
+        rowPrompt = found.messages && found.messages.length ? found.messages : [{ role: "user", content: found.prompt }];
         $("pg-input").value = found.prompt;
-        if (found.system_prompt !== null) settingsForm.elements.system_prompt.value = found.system_prompt;
         $("pg-row-index").value = found.index;
         $("pg-reference").hidden = false;
         $("pg-reference-source").textContent = found.dataset + ", row " + found.index;
@@ -172,7 +235,11 @@
     var rows = option ? Number(option.dataset.rows || 0) : 0;
     loadRow(rows > 0 ? Math.floor(Math.random() * rows) : 0);
   });
-  $("pg-clear-row").addEventListener("click", function () { row = null; $("pg-reference").hidden = true; });
+  $("pg-clear-row").addEventListener("click", function () { row = null; rowPrompt = null; $("pg-reference").hidden = true; });
+  $("pg-clear-form").addEventListener("submit", function (event) {
+    if (busy) { event.preventDefault(); showError("Wait for the answers to this turn to finish."); }
+  });
+  alignTurns();
 
   setState("connecting…", "muted");
   connect();
