@@ -24,7 +24,7 @@ from jobs.datasets.storage import iter_rows
 from jobs.datasets.tools import page_of_rows, split_dataset
 from jobs.models import Dataset, Rollout, ValidationAnswers
 from playground.logs import LogFilter, dataset_from_logs, filter_logs, metadata_equals
-from playground.models import InvocationLog
+from playground.models import Evaluation, EvaluationRow, InvocationLog
 from rewards.models import RewardVersion
 from rewards.services import create_reward
 from rftconsole.security import crypto
@@ -214,6 +214,14 @@ def test_rotation_moves_everything_to_the_new_key(settings: Any, alice: User) ->
     answers = ValidationAnswers.objects.create(
         job=rollout.job, step=0, rows=1, answers=[{"answer": "Stone Town"}]
     )
+    evaluated = EvaluationRow.objects.create(
+        evaluation=Evaluation.objects.create(
+            owner=alice, dataset_name="d", reward_label="r", pass_threshold=1.0
+        ),
+        index=0,
+        row={"messages": [{"role": "user", "content": SECRET}]},
+        answers=[{"text": "Stone Town"}],
+    )
 
     settings.RFT_ENCRYPTION_KEY = f"{KEY_B},{KEY_A}"
     output = StringIO()
@@ -224,6 +232,7 @@ def test_rotation_moves_everything_to_the_new_key(settings: Any, alice: User) ->
     assert "rollouts: re-encrypted 2 (0 stored plain before)" in report
     assert "judge API keys: re-encrypted 1" in report
     assert "validation answers: re-encrypted 1 (0 stored plain before)" in report
+    assert "evaluation rows: re-encrypted 1 (0 stored plain before)" in report
 
     settings.RFT_ENCRYPTION_KEY = KEY_B
     for stored in (plain_dataset, encrypted_dataset):
@@ -240,6 +249,8 @@ def test_rotation_moves_everything_to_the_new_key(settings: Any, alice: User) ->
     assert kept.reference_answer is None and kept.reward_output == ""
     assert kept.completions[0]["text"] == "answer 0 #### 0"
     assert ValidationAnswers.objects.get(pk=answers.pk).answers == [{"answer": "Stone Town"}]
+    assert "Zanzibar" not in raw_column(EvaluationRow, "row", evaluated.pk)
+    assert EvaluationRow.objects.get(pk=evaluated.pk).answers == [{"text": "Stone Town"}]
     token = RewardVersion.objects.get(pk=version.pk).config["api_key_encrypted"]
     assert crypto.decrypt_text(token) == "sk-zanzibar"
     settings.RFT_ENCRYPTION_KEY = KEY_A

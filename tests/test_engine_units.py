@@ -46,7 +46,9 @@ def job(alice: User, starter_artifacts: Path) -> Job:
 
 def callback_for(job: Job, previous_seconds: float = 0.0) -> JobCallback:
     bridge = RewardBridge(job.reward_version, samples_per_prompt=8)
-    return JobCallback(job, bridge, evaluate=lambda model: {}, previous_seconds=previous_seconds)
+    return JobCallback(
+        job, bridge, evaluate=lambda model, step: {}, previous_seconds=previous_seconds
+    )
 
 
 def test_a_second_delivery_of_the_same_job_does_nothing(job: Job) -> None:

@@ -148,7 +148,7 @@ def job(alice: User) -> Job:
 def test_every_reward_failing_fails_the_job_with_the_documented_reason_not_a_type_error(
     job: Job,
 ) -> None:
-    callback = JobCallback(job, RewardBridge(job.reward_version, 8), lambda model: {}, 0.0)
+    callback = JobCallback(job, RewardBridge(job.reward_version, 8), lambda model, step: {}, 0.0)
     callback.bridge.current.samples, callback.bridge.current.errors = 8, 8
     state = SimpleNamespace(global_step=1, epoch=0.1)
     logs = {"reward": None, "reward_std": float("nan"), "loss": 0.0}  # what TRL logs then
@@ -161,7 +161,7 @@ def test_every_reward_failing_fails_the_job_with_the_documented_reason_not_a_typ
 
 
 def test_a_step_with_few_reward_errors_and_a_none_in_the_logs_goes_on(job: Job) -> None:
-    callback = JobCallback(job, RewardBridge(job.reward_version, 8), lambda model: {}, 0.0)
+    callback = JobCallback(job, RewardBridge(job.reward_version, 8), lambda model, step: {}, 0.0)
     callback.bridge.current.samples, callback.bridge.current.errors = 8, 2
     state = SimpleNamespace(global_step=2, epoch=0.2)
     callback.on_log(None, state, TrainerControl(), logs={"reward": 0.5, "kl": None})  # type: ignore[arg-type]

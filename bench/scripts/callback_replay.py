@@ -25,7 +25,7 @@ def main() -> None:
     steps, pause = int(os.environ["BENCH_STEPS"]), float(os.environ["BENCH_PAUSE"])
     rows = read_rows(job.train_dataset.path)[:8]
     bridge = RewardBridge(job.reward_version, 8)
-    callback = JobCallback(job, bridge, lambda model: {}, 0.0)
+    callback = JobCallback(job, bridge, lambda model, step: {}, 0.0)
     state = TrainerState()
     prompts = [row["messages"] for row in rows for _ in range(8)]
     completions = [[{"role": "assistant", "content": f"So: #### {i}"}] for i in range(64)]

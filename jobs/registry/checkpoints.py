@@ -67,9 +67,16 @@ def checkpoint_as_model(owner: AbstractBaseUser, checkpoint: Checkpoint) -> Mode
         )
     target = safe_child(models_dir(), f"job-{job.pk}-step-{checkpoint.step}")
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(
-        source, target, ignore=shutil.ignore_patterns(*TRAINING_STATE, "rng_state*.pth")
-    )
+    try:
+        shutil.copytree(
+            source, target, ignore=shutil.ignore_patterns(*TRAINING_STATE, "rng_state*.pth")
+        )
+    except (OSError, shutil.Error) as error:  # pruned mid-copy by a running job, or a full disk
+        shutil.rmtree(target, ignore_errors=True)
+        raise RegistryError(
+            f"The step {checkpoint.step} checkpoint could not be copied "
+            f"({type(error).__name__}): its files changed or the disk is full. Try again."
+        ) from error
     reward = checkpoint.validation_reward
     description = f"Checkpoint of job “{job.name}” (step {checkpoint.step}" + (
         f", validation reward {reward:.3f})" if reward is not None else ")"

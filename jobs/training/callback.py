@@ -86,7 +86,7 @@ class JobCallback(TrainerCallback):
         self,
         job: Job,
         bridge: RewardBridge,
-        evaluate: Callable[[Any], dict[str, Any]],
+        evaluate: Callable[[Any, int], dict[str, Any]],  # (model, step) -> eval metric values
         previous_seconds: float,
         hp: Hyperparameters | None = None,
     ) -> None:

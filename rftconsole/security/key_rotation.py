@@ -1,6 +1,6 @@
 """Re-encrypt everything the console stores encrypted with the primary key: dataset files,
-invocation logs, rollouts, judge API keys. Data stored plain before a key was set is encrypted
-on the way. Used by `manage.py rotate_encryption_key`.
+invocation logs, rollouts, validation answers, evaluation rows, judge API keys. Data stored plain
+before a key was set is encrypted on the way. Used by `manage.py rotate_encryption_key`.
 
 Each item is rewritten on its own (files through a temporary file and os.replace, rows in small
 transactions), so an interrupted run loses nothing and running again finishes the work. An item no
@@ -18,7 +18,7 @@ from django.db import connection, models, transaction
 
 from jobs.datasets import storage
 from jobs.models import Dataset, Rollout, ValidationAnswers
-from playground.models import InvocationLog
+from playground.models import EvaluationRow, InvocationLog
 from rewards.models import RewardVersion
 from rewards.services import SECRET_KEY_FIELD
 from rftconsole.security import crypto
@@ -65,6 +65,7 @@ def rotate_all(dry_run: bool = False) -> list[Outcome]:
             dry_run,
         ),
         rotate_rows(ValidationAnswers, ["answers"], "validation answers", dry_run),
+        rotate_rows(EvaluationRow, ["row", "answers"], "evaluation rows", dry_run),
         rotate_judge_keys(dry_run),
     ]
 
