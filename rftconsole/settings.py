@@ -223,6 +223,17 @@ else:
     _broker_default = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
 
+# The default cache is Redis, so that every web process and host shares it: the /v1/ rate limit
+# counts there (playground/v1/ratelimit.py, which falls back to a per-process count while Redis is
+# unreachable). Short timeouts: an unreachable Redis must not hold a request up.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": f"unix://{EMBEDDED_REDIS_SOCKET}" if EMBEDDED_REDIS else REDIS_URL,
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -300,8 +311,8 @@ RFT_INFERENCE_DEVICE = env_str("RFT_INFERENCE_DEVICE", "cpu")
 RFT_INFERENCE_GPU_MEMORY_PERCENT = env_int("RFT_INFERENCE_GPU_MEMORY_PERCENT", 30, minimum=1)
 # Completion tokens when a request sets no max_tokens (a request may ask up to the context).
 RFT_INFERENCE_MAX_TOKENS = env_int("RFT_INFERENCE_MAX_TOKENS", 512, minimum=1)
-# Requests per minute per API key on /v1/ (fixed window in the Django cache: per process with
-# the default local-memory cache, shared by all processes when CACHES points at Redis).
+# Requests per minute per API key on /v1/ (fixed window in the Redis cache above: one limit for
+# all web processes and hosts that share the Redis).
 RFT_RATE_LIMIT_PER_MINUTE = env_int("RFT_RATE_LIMIT_PER_MINUTE", 60, minimum=1)
 
 # --- REST API ---------------------------------------------------------------------------------

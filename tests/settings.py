@@ -29,3 +29,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+
+# In-process tests have no Redis unless a stack test started one: count the /v1/ rate limit in
+# this process's memory, as one web process would. Processes that tests start use the real
+# settings (Redis); tests/test_rate_limit_shared.py covers the shared count.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
