@@ -107,7 +107,10 @@ def _detail_context(job: Job) -> dict[str, object]:
 
 @require_GET
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = get_owned_or_404(Job, request.user, pk=job_id)
+    # With the rows the page names (model, reward, data) in the same query, not one query each.
+    job = _jobs(request).select_related("train_dataset").filter(pk=job_id).first()
+    if job is None:
+        raise Http404("No job matches the given query.")
     context = _detail_context(job)
     if request.htmx and request.GET.get("partial") == "summary":
         return render(request, "jobs/_summary.html", {**context, "oob": True})

@@ -26,8 +26,11 @@ BLANK = {
 
 @require_GET
 def reward_list(request: HttpRequest) -> HttpResponse:
-    rewards = owned(RewardFunction, request.user).prefetch_related("versions")
-    return render(request, "rewards/list.html", {"rewards": rewards})
+    # Every reward's versions in one query, newest first (RewardVersion's ordering), so that the
+    # latest is versions[0] and not one query per reward (reward.latest_version()).
+    rewards = list(owned(RewardFunction, request.user).prefetch_related("versions"))
+    rows = [(reward, next(iter(reward.versions.all()), None)) for reward in rewards]
+    return render(request, "rewards/list.html", {"rows": rows})
 
 
 @require_GET

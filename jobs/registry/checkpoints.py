@@ -14,6 +14,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -96,18 +97,40 @@ def checkpoint_rows(job: Job, answered: set[int] | None = None) -> list[dict[str
     """The job page's checkpoints card: each checkpoint with its validation, whether it is the
     published one, whether its files are kept, its model if it is one, and its answers."""
     answered = answered_steps(job) if answered is None else answered
+    checkpoints = list(Checkpoint.objects.filter(job=job).order_by("step"))
+    models = _checkpoint_models(job, checkpoints)
     rows = []
-    for checkpoint in Checkpoint.objects.filter(job=job).select_related("job").order_by("step"):
+    for checkpoint in checkpoints:
         rows.append(
             {
                 "checkpoint": checkpoint,
                 "published": bool(job.output_model_id) and job.output_step == checkpoint.step,
                 "files": Path(checkpoint.path).is_dir(),
-                "model": checkpoint_model(job.owner, checkpoint),
+                "model": models.get(checkpoint.step),
                 "answers": checkpoint.step in answered,
             }
         )
     return rows
+
+
+def _checkpoint_models(job: Job, checkpoints: list[Checkpoint]) -> dict[int, ModelEntry]:
+    """checkpoint_model for every checkpoint of `job` in one query (not one per checkpoint), by
+    step: the published output for the output step, else the newest model made from it."""
+    if not checkpoints:
+        return {}
+    step_of = {checkpoint_source(checkpoint): checkpoint.step for checkpoint in checkpoints}
+    published = job.output_step if job.output_model_id else None
+    entries = ModelEntry.objects.filter(owner_id=job.owner_id).filter(
+        Q(source__in=step_of) | Q(pk=job.output_model_id or 0)
+    )
+    found: dict[int, ModelEntry] = {}
+    for entry in entries.order_by("-created_at", "-pk"):  # newest first, as .first() picks
+        if entry.pk == job.output_model_id and published is not None:
+            found[published] = entry
+        step = step_of.get(entry.source)
+        if step is not None and step != published:
+            found.setdefault(step, entry)
+    return found
 
 
 @require_POST
