@@ -154,6 +154,7 @@ def test_an_unreachable_redis_serves_requests_and_limits_per_process(
     assert "rate-limit count is unreachable" in caplog.text
 
 
+@pytest.mark.stack
 @pytest.mark.django_db
 @pytest.mark.usefixtures("fresh_limiter")
 def test_the_count_returns_to_redis_when_it_answers_again(

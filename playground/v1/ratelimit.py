@@ -61,9 +61,11 @@ def _count(name: str) -> int:
 
 
 def _increment(store: BaseCache, name: str) -> int:
-    store.add(name, 0, timeout=WINDOW_SECONDS * 2)
+    """Incr first: two Redis round trips for all but a window's first request. The key lives two
+    windows, so it cannot expire while its own window is counted."""
     try:
         return int(store.incr(name))
-    except ValueError:  # expired between add and incr
-        store.set(name, 1, timeout=WINDOW_SECONDS * 2)
-        return 1
+    except ValueError:  # the window's first request (in this store)
+        if store.add(name, 1, timeout=WINDOW_SECONDS * 2):
+            return 1
+        return int(store.incr(name))  # another process added it first
