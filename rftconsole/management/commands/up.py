@@ -113,16 +113,23 @@ def web_ready(base_url: str, log_path: Path) -> Callable[[], bool]:
     return ready
 
 
+def web_argv(fd: int) -> list[str]:
+    """Daphne serving the console on the inherited listening socket `fd`."""
+    return [
+        sys.executable, "-m", "rftconsole.processes.web", "--fd", str(fd),
+        "rftconsole.asgi:application",
+    ]  # fmt: skip
+
+
 def web_children(fd: int, count: int, base_url: str, logs: Path) -> list[Child]:
     """`count` Daphne processes, web-1..web-N, all serving the listening socket `fd`."""
-    argv = [sys.executable, "-m", "rftconsole.processes.web", "--fd", str(fd)]
     children = []
     for number in range(1, count + 1):
         log_path = logs / f"web-{number}.log"
         children.append(
             Child(
                 f"web-{number}",
-                [*argv, "rftconsole.asgi:application"],
+                web_argv(fd),
                 log_path,
                 web_ready(base_url, log_path),
                 describe=f"{base_url}/ (HTTP + websockets), process {number} of {count}",
