@@ -44,22 +44,28 @@ SETUP = """
 import json
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 from jobs.models import Job
 from tests.support.job_rows import make_job
 admin = User.objects.get(username="admin")
-job = make_job(admin, status=Job.Status.TRAINING, current_step=3, total_steps=20)
+job = make_job(
+    admin, status=Job.Status.TRAINING, current_step=3, total_steps=20, worker="gpu@gone",
+    attempts=3, heartbeat_at=timezone.now(),
+)
 client = Client()
 client.force_login(admin)
 print(json.dumps({"job": job.pk, "session": client.cookies["sessionid"].value}))
 """
-# What a worker does for each logged step: persist the point, then announce it (jobs/events.py).
-ANNOUNCE = """
-import os
-from jobs.events import metric_event, send_job_event
-from jobs.models import MetricPoint
-job, values = int(os.environ["JOB"]), {"loss": 0.5}
-MetricPoint.objects.create(job_id=job, kind="train", step=7, epoch=0.7, values=values)
-send_job_event(job, metric_event("train", 7, 0.7, values))
+# The job's worker falls silent, and the `default` Celery worker's reaper finds it and fails it
+# (its last attempt): the status event comes from that worker process, through Redis.
+REAP = """
+import json, os
+from datetime import timedelta
+from django.utils import timezone
+from jobs.models import Job
+from jobs.tasks import reap_stale_jobs
+Job.objects.filter(pk=int(os.environ["JOB"])).update(heartbeat_at=timezone.now() - timedelta(days=1))
+print(json.dumps(reap_stale_jobs.apply_async(queue="default").get(timeout=60)))
 """
 
 
@@ -176,7 +182,7 @@ async def viewer(console: Console, job: int, session: str) -> websockets.ClientC
     return socket
 
 
-def test_a_viewer_on_either_web_process_sees_an_event_sent_from_another_process(
+def test_a_viewer_on_either_web_process_sees_an_event_sent_from_a_celery_worker(
     console: Console,
 ) -> None:
     web = console.web_pids()
@@ -188,8 +194,7 @@ def test_a_viewer_on_either_web_process_sees_an_event_sent_from_another_process(
             with stopped(other):
                 sockets.append(await viewer(console, setup["job"], setup["session"]))
         held_by = [serving_process(web, s.local_address[1], console.port) for s in sockets]
-        # Sent from a separate process, as a worker sends it: through Redis, to both groups' members.
-        await asyncio.to_thread(console.shell, ANNOUNCE, JOB=str(setup["job"]))
+        await asyncio.to_thread(console.shell, REAP, JOB=str(setup["job"]))
         received = [json.loads(await asyncio.wait_for(s.recv(), timeout=30)) for s in sockets]
         for socket in sockets:
             await socket.close()
@@ -198,7 +203,8 @@ def test_a_viewer_on_either_web_process_sees_an_event_sent_from_another_process(
     held_by, received = asyncio.run(scenario())
     assert held_by == web  # one viewer on each web process
     for event in received:
-        assert event["type"] == "metric" and event["step"] == 7, received
+        assert event["type"] == "status" and event["status"] == "failed", received
+        assert "stopped responding at step 3; gave up after 3 attempts" in event["message"]
 
 
 def test_one_web_child_per_configured_process() -> None:
