@@ -140,7 +140,7 @@ class Console:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def pid_of(self, child: str) -> int:
-        """The pid `up` printed for one of its children (redis, daphne, gpu-worker, ...)."""
+        """The pid `up` printed for one of its children (redis, web-1, gpu-worker, ...)."""
         match = re.search(rf"✓ {re.escape(child)}\s.*\[pid (\d+)", self.log.read_text())
         if match is None:
             raise RuntimeError(f"no pid for {child} in {self.log}")

@@ -299,6 +299,8 @@ FILE_UPLOAD_HANDLERS = [
 # encrypted, with a key derived from SECRET_KEY.
 RFT_ENCRYPTION_KEY = env_str("RFT_ENCRYPTION_KEY")
 RFT_ENCRYPTION_KEY_FILE = os.path.expanduser(env_str("RFT_ENCRYPTION_KEY_FILE"))
+# Daphne processes `manage.py up` starts, all serving one listening socket (default: one per core).
+RFT_WEB_PROCESSES = env_int("RFT_WEB_PROCESSES", os.cpu_count() or 1, minimum=1)
 # Deployments (see playground/inference/pool.py for where inference runs and the GPU policy).
 # Sets of full weights kept in memory per web process, least recently used evicted first.
 RFT_INFERENCE_MAX_MODELS = env_int("RFT_INFERENCE_MAX_MODELS", 2, minimum=1)

@@ -51,6 +51,7 @@ class Child:
     log_path: Path
     is_ready: Callable[[], bool]
     describe: str = ""
+    pass_fds: tuple[int, ...] = ()  # descriptors handed to every start (e.g. a listening socket)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -83,6 +84,7 @@ class Supervisor:
                 env=self.env,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+                pass_fds=child.pass_fds,
             )
         self.children.append(child)
         self._wait_ready(child, ready_timeout)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,8 @@ from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE
 from rftconsole.management.commands.up import (
     CHILD_ENV_DEFAULTS,
     celery_worker_argv,
+    listening_socket,
+    web_argv,
     worker_answers,
 )
 from rftconsole.processes.embedded_redis import prepare_socket, redis_ready, redis_server_argv
@@ -77,18 +78,21 @@ def session_id(user: User) -> str:
 
 
 def start_web(supervisor: Supervisor, port: int, log_dir: Path, generation: int = 1) -> Child:
-    """Daphne serving the console on `port`, as `manage.py up` starts it."""
-    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-    argv.append("rftconsole.asgi:application")
+    """A web process serving the console on `port`, as `manage.py up` starts each of its own."""
+    listener = listening_socket("127.0.0.1", port)
     ready = lambda: http_status(f"http://127.0.0.1:{port}/login/") == 200  # noqa: E731
-    web = Child(f"daphne-{generation}", argv, log_dir / f"daphne-{generation}.log", ready)
-    supervisor.start(web, 120)
+    argv, log = web_argv(listener.fileno()), log_dir / f"web-{generation}.log"
+    web = Child(f"web-{generation}", argv, log, ready, pass_fds=(listener.fileno(),))
+    try:
+        supervisor.start(web, 120)
+    finally:
+        listener.close()  # the web process holds its own copy: killing it frees the port
     return web
 
 
 @contextmanager
 def serving_v1(log_dir: Path, **environment: str) -> Iterator[str]:
-    """A real Daphne on the test database, as `manage.py up` starts it, with `environment` added
+    """A real web process (Daphne) on the test database, as `manage.py up` starts it, with `environment` added
     to its settings; yields the base URL of its OpenAI-compatible endpoint."""
     port = free_port()
     supervisor = Supervisor({**child_env(), **environment})

@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,62 @@ def celery_worker_argv(queue: str, concurrency: int) -> list[str]:
         "--concurrency", str(concurrency), "--prefetch-multiplier", "1",
         "--without-mingle", "--without-gossip", "--loglevel", "INFO",
     ]  # fmt: skip
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The one socket every web process accepts on: `up` binds it and hands it to each Daphne
+    (`--fd`), so N processes share one port and one accept queue."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host.strip("[]"), port))
+    except OSError as error:
+        listener.close()
+        raise CommandError(f"Port {port} on {host} is already in use: {error}.") from None
+    listener.listen(1024)  # Daphne's own default backlog is 50; N processes drain one queue
+    listener.set_inheritable(True)
+    return listener
+
+
+def web_ready(base_url: str, log_path: Path) -> Callable[[], bool]:
+    """Ready when the login page answers and this process said it listens (the page alone would
+    pass as soon as any web process accepts); only log lines written after this call count."""
+    start = log_path.stat().st_size if log_path.exists() else 0
+
+    def ready() -> bool:
+        with log_path.open("rb") as log:
+            log.seek(start)
+            listening = b"Listening on TCP address" in log.read()
+        return listening and http_ok(f"{base_url}/login/")
+
+    return ready
+
+
+def web_argv(fd: int) -> list[str]:
+    """Daphne serving the console on the inherited listening socket `fd`."""
+    return [
+        sys.executable, "-m", "rftconsole.processes.web", "--fd", str(fd),
+        "rftconsole.asgi:application",
+    ]  # fmt: skip
+
+
+def web_children(fd: int, count: int, base_url: str, logs: Path) -> list[Child]:
+    """`count` Daphne processes, web-1..web-N, all serving the listening socket `fd`."""
+    children = []
+    for number in range(1, count + 1):
+        log_path = logs / f"web-{number}.log"
+        children.append(
+            Child(
+                f"web-{number}",
+                web_argv(fd),
+                log_path,
+                web_ready(base_url, log_path),
+                describe=f"{base_url}/ (HTTP + websockets), process {number} of {count}",
+                pass_fds=(fd,),
+            )
+        )
+    return children
 
 
 class Command(BaseCommand):
@@ -176,23 +233,10 @@ class Command(BaseCommand):
         self, supervisor: Supervisor, host: str, port: int, logs: Path, timeout: float
     ) -> None:
         base_url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-        daphne = Child(
-            "daphne",
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                host,
-                "-p",
-                str(port),
-                "rftconsole.asgi:application",
-            ],
-            logs / "daphne.log",
-            lambda: http_ok(f"{base_url}/login/"),
-            describe=f"{base_url}/ (HTTP + websockets)",
-        )
-        self.start_child(supervisor, daphne, timeout)
+        self.listener = listening_socket(host, port)  # kept open: a restarted web process reuses it
+        count = settings.RFT_WEB_PROCESSES
+        for child in web_children(self.listener.fileno(), count, base_url, logs):
+            self.start_child(supervisor, child, timeout)
         concurrency = env_int("RFT_DEFAULT_WORKER_CONCURRENCY", 2, minimum=1)
         for queue, workers in ((GPU_QUEUE, 1), (DEFAULT_QUEUE, concurrency)):
             worker = Child(
