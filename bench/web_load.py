@@ -1,8 +1,9 @@
 """Web: the jobs page under 50 concurrent clients, and 200 websocket viewers of one job.
 
-Starts a console like `make up` (`RFT_WEB_PROCESSES` web processes: one per core by default) and
-gives its admin 30 jobs with their metric history (186 train and 10 validation points each, as a finished demo job has). The page
-shows the newest 25 (`JOBS_PER_PAGE`); each load must contain the newest job.
+Starts a console like `make up` (`RFT_WEB_PROCESSES` web processes: one per core by default)
+and gives its admin 30 jobs with their metric history (186 train and 10 validation points each,
+as a finished demo job has). The page shows the newest 25 (`JOBS_PER_PAGE`); each load must
+contain the newest job.
 
 1. Jobs page: `--clients` threads, each signed in (the same session cookie), request `/jobs/`
    back to back for `--seconds`; latency p50/p95 and pages per second, beside one client alone
