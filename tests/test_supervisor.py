@@ -17,10 +17,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+import redis
 from django.conf import settings
 from django.core.management import call_command
 from django.template.loader import render_to_string
 
+from rftconsole.processes.embedded_redis import AOF_FILE, redis_server_argv, switch_to_append_only
 from rftconsole.processes.state import read_state, state_path
 from rftconsole.processes.supervisor import Child, RestartPolicy, Supervisor
 from rftconsole.system import SystemStatus
@@ -185,3 +187,45 @@ def test_stop_all_stops_running_and_waiting_children_newest_first_with_nothing_l
     assert calm.process is not None and calm.process.returncode == -signal.SIGTERM  # not SIGKILL:
     # the stop signals the supervisor blocks while it spawns are unblocked in each child
     assert not Path(tmp_path / "supervisor.json").exists()
+
+
+def test_embedded_redis_keeps_its_data_across_a_kill_also_when_it_starts_from_an_old_snapshot(
+    tmp_path: Path,
+) -> None:
+    data_dir, socket_path = tmp_path / "data", tmp_path / "redis.sock"
+    client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=2)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    def start(supervisor: Supervisor) -> Child:
+        argv = redis_server_argv(socket_path, data_dir)
+        child = Child("redis", argv, tmp_path / "redis.log", answers)
+        supervisor.start(child, 30)
+        return child
+
+    # a data dir from before the append-only file: only a snapshot, holding a queued task
+    old = Supervisor({})
+    start(old)
+    client.config_set("appendonly", "no")
+    client.rpush("default", "a queued task")
+    client.save()
+    old.stop_all(grace_seconds=5)
+    (data_dir / "redis" / AOF_FILE).unlink(missing_ok=True)
+
+    supervisor = Supervisor({}, policy=RestartPolicy(first_backoff=0.1))
+    try:
+        redis_child = start(supervisor)
+        assert client.lrange("default", 0, -1) == [b"a queued task"]  # read from the snapshot
+        assert switch_to_append_only(redis_child.argv, client)
+        client.rpush("default", "queued after the switch")  # only in the append-only file
+        said = Said()
+        psutil.Process(redis_child.pid).kill()
+        tick_until(supervisor, said, lambda: redis_child.restarts == 1 and answers(), 30)
+        assert client.lrange("default", 0, -1) == [b"a queued task", b"queued after the switch"]
+        assert not switch_to_append_only(redis_child.argv, client)  # on already
+    finally:
+        supervisor.stop_all(grace_seconds=5)

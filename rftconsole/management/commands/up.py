@@ -25,10 +25,16 @@ from rewards.sandbox.status import check_sandbox
 from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE
 from rftconsole.cli import first_admin
 from rftconsole.env import env_int
-from rftconsole.processes.embedded_redis import prepare_socket, redis_ready, redis_server_argv
+from rftconsole.processes.embedded_redis import (
+    prepare_socket,
+    redis_ready,
+    redis_server_argv,
+    switch_to_append_only,
+)
 from rftconsole.processes.state import state_path
 from rftconsole.processes.supervisor import Child, ChildFailed, Supervisor
 from rftconsole.security.accounts import ensure_admin
+from rftconsole.system import redis_client
 from rftconsole.tasks import report_worker
 
 
@@ -138,6 +144,8 @@ class Command(BaseCommand):
                 describe=f"embedded, unix socket {settings.EMBEDDED_REDIS_SOCKET}",
             )
             self.start_child(supervisor, redis, timeout)
+            if switch_to_append_only(redis.argv, redis_client()):
+                self.line("✓ redis        its snapshot is now kept in an append-only file too")
         else:
             self.line(f"✓ redis        external ({settings.REDIS_URL.split('@')[-1]})")
         self.prepare_database()
