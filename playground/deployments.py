@@ -4,6 +4,9 @@
 inference pool in a background thread, then marks it Active or Failed with a plain reason.
 A thread, not a Celery task: the pool lives in the web process that serves `/v1/`, and a load in
 a worker process would warm the wrong memory. Other web processes load on their first request.
+A deployment still Creating after RFT_DEPLOYMENT_LOAD_DEADLINE seconds lost its loading thread
+(the web process that loaded it was restarted): `fail_stuck_loads` (run by beat every minute) marks
+it Failed with that reason, and the owner deploys again.
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import close_old_connections, connection, transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from jobs.models import ModelEntry
 from jobs.registry.loading import ModelLoadError
@@ -131,6 +137,19 @@ def _mark(deployment: Deployment, status: str, reason: str) -> str:
         status=status, status_reason=reason
     )
     return status
+
+
+def fail_stuck_loads(now: datetime | None = None) -> int:
+    """Fail every deployment Creating for longer than the loading deadline; how many were."""
+    deadline = settings.RFT_DEPLOYMENT_LOAD_DEADLINE
+    cutoff = (now or timezone.now()) - timedelta(seconds=deadline)
+    reason = (
+        f"Loading did not finish in {deadline} s (the web process restarted?): deploy the model "
+        "again."
+    )
+    return Deployment.objects.filter(
+        status=Deployment.Status.CREATING, created_at__lt=cutoff
+    ).update(status=Deployment.Status.FAILED, status_reason=reason)
 
 
 def mark_failed(deployment: Deployment, reason: str) -> None:

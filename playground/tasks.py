@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from playground.deployments import fail_stuck_loads
 from playground.evaluation_runner import run_evaluation
 from playground.models import Evaluation
 
@@ -16,3 +17,9 @@ def run_evaluation_task(evaluation_id: int) -> str:
     run_evaluation(evaluation)
     evaluation.refresh_from_db(fields=["status"])
     return evaluation.status
+
+
+@shared_task(name="playground.fail_stuck_deployments")
+def fail_stuck_deployments() -> int:
+    """Periodic (beat): deployments whose loading thread died are failed with that reason."""
+    return fail_stuck_loads()

@@ -265,7 +265,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_ROUTES = {"jobs.train_job": {"queue": "gpu"}}
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "jobs.reap_stale_jobs", "schedule": 30.0},
+    "fail-stuck-deployments": {"task": "playground.fail_stuck_deployments", "schedule": 60.0},
 }
+# A deployment still loading after this many seconds lost its loading thread (its web process
+# was restarted): it is marked failed with that reason (playground/deployments.py).
+RFT_DEPLOYMENT_LOAD_DEADLINE = env_int("RFT_DEPLOYMENT_LOAD_DEADLINE", 600, minimum=30)
 # A training job whose worker has not beaten its heartbeat for this long is re-queued.
 RFT_HEARTBEAT_TIMEOUT = env_int("RFT_HEARTBEAT_TIMEOUT", 90, minimum=10)
 RFT_MAX_ATTEMPTS = env_int("RFT_MAX_ATTEMPTS", 3, minimum=1)

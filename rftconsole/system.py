@@ -1,4 +1,5 @@
-"""What the console's moving parts are doing right now: Redis, and the workers of each queue."""
+"""What the console's moving parts are doing right now: Redis, the workers of each queue, and
+(under `manage.py up`) each supervised process as its supervisor last reported it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.conf import settings
 from rewards.sandbox.status import SandboxStatus, sandbox_status
 from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE, app
 from rftconsole.models import WorkerReport
+from rftconsole.processes.state import SupervisedChild, read_state, state_path
 
 QUEUES = (GPU_QUEUE, DEFAULT_QUEUE)
 
@@ -21,10 +23,18 @@ class SystemStatus:
     workers: dict[str, list[str]] = field(default_factory=dict)  # queue -> worker hostnames
     reports: list[WorkerReport] = field(default_factory=list)
     sandbox: SandboxStatus | None = None  # can this process run reward code (see rewards.sandbox)
+    # The processes `manage.py up` supervises; None when no supervisor runs (e.g. a deployment
+    # that starts Daphne and the workers itself).
+    supervised: list[SupervisedChild] | None = None
+
+    @property
+    def failing(self) -> list[SupervisedChild]:
+        return [child for child in self.supervised or [] if child.failing]
 
     @property
     def ready(self) -> bool:
-        return self.redis_ok and all(self.workers.get(queue) for queue in QUEUES)
+        queues_served = all(self.workers.get(queue) for queue in QUEUES)
+        return self.redis_ok and queues_served and not self.failing
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -37,6 +47,9 @@ class SystemStatus:
                 for k, v in asdict(self.sandbox).items()
                 if k != "path"  # not for users
             },
+            "processes": None
+            if self.supervised is None
+            else [child.as_dict() for child in self.supervised],
         }
 
 
@@ -69,4 +82,5 @@ def system_status(timeout: float = 1.0) -> SystemStatus:
     redis_ok, detail = check_redis()
     workers = workers_by_queue(timeout) if redis_ok else {}
     reports = list(WorkerReport.objects.all())
-    return SystemStatus(redis_ok, detail, workers, reports, sandbox_status())
+    supervised = read_state(state_path(settings.RUN_DIR))
+    return SystemStatus(redis_ok, detail, workers, reports, sandbox_status(), supervised)

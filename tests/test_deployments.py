@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import shutil
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import torch
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 from django.utils.html import escape
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
@@ -23,6 +26,7 @@ from playground.inference.pool import InferencePool, Served, get_pool
 from playground.inference.streaming import chat_prompt_ids
 from playground.inference.types import Delta, Finish, Sampling, StopScanner
 from playground.models import Deployment
+from playground.tasks import fail_stuck_deployments
 from rftconsole.models import AuditEvent
 from tests.support.processes import wait_until
 from tests.support.tiny_models import save_tiny_model
@@ -176,3 +180,26 @@ def test_stop_sequences_are_cut_even_when_split_across_tokens() -> None:
     assert pieces == ["The answer", " is 4", "", ""] and scanner.stopped
     held = StopScanner(("END",))
     assert [held.feed("an E"), held.feed("xit"), held.flush()] == ["an ", "Exit", ""]
+
+
+@pytest.mark.django_db
+def test_a_deployment_stuck_loading_past_the_deadline_fails_with_that_reason(
+    alice: User, tmp_path: Path
+) -> None:
+    # its loading thread died with its web process: nothing will ever mark it Active or Failed
+    entry = register_model(alice, str(save_tiny_model(tmp_path / "tiny")), "tiny")
+    stuck, fresh, served = (
+        Deployment.objects.create(owner=alice, name=name, model=entry, status=status)
+        for name, status in (("stuck", "creating"), ("fresh", "creating"), ("served", "active"))
+    )
+    long_ago = timezone.now() - timedelta(seconds=settings.RFT_DEPLOYMENT_LOAD_DEADLINE + 1)
+    Deployment.objects.filter(pk__in=[stuck.pk, served.pk]).update(created_at=long_ago)
+
+    assert fail_stuck_deployments() == 1
+
+    statuses = dict(Deployment.objects.values_list("name", "status"))
+    assert statuses == {"stuck": "failed", "fresh": "creating", "served": "active"}  # controls
+    assert Deployment.objects.get(pk=stuck.pk).status_reason == (
+        f"Loading did not finish in {settings.RFT_DEPLOYMENT_LOAD_DEADLINE} s (the web process "
+        "restarted?): deploy the model again."
+    )

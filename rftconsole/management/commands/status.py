@@ -1,4 +1,5 @@
-"""`manage.py status`: is Redis up, and which workers consume each queue?"""
+"""`manage.py status`: is Redis up, which workers consume each queue, and (under `manage.py up`)
+is any supervised process failing?"""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from rftconsole.system import QUEUES, SystemStatus, system_status
 
 
 class Command(BaseCommand):
-    help = "Report Redis and the Celery workers of each queue; exit 1 unless all are up."
+    help = (
+        "Report Redis, the Celery workers of each queue and the processes `up` supervises; "
+        "exit 1 unless all are up and none is failing."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
@@ -39,6 +43,13 @@ class Command(BaseCommand):
             workers = status.workers.get(queue, [])
             listed = ", ".join(workers) if workers else "no worker"
             self.stdout.write(f"{queue:<8} {'ok' if workers else 'DOWN'}  {listed}")
+        for child in status.supervised or []:
+            state = "FAILING" if child.failing else child.state
+            exits = f", last {child.last_exit}" if child.last_exit else ""
+            exits += f" ({child.failing_detail})" if child.failing else ""
+            self.stdout.write(
+                f"{child.name:<14} {state}  pid {child.pid}, restarted {child.restarts}×{exits}"
+            )
         if status.sandbox:
             state = "ok" if status.sandbox.ok else "REFUSED"
             self.stdout.write(f"sandbox  {state}  {status.sandbox.line()}")

@@ -2,7 +2,8 @@
 
 Steps: embedded Redis (unless REDIS_URL is set) → migrate → admin account → starter model →
 Daphne, the `gpu` worker and the `default` worker, each checked end to end before the next. Then it
-watches them: if one dies it says which and why and stops the rest; Ctrl-C stops everything.
+watches them: one that dies is named with its reason and restarted with backoff while the rest
+keep running (rftconsole/processes/supervisor.py has the policy); Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -25,9 +26,16 @@ from rewards.sandbox.status import check_sandbox
 from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE
 from rftconsole.cli import first_admin
 from rftconsole.env import env_int
-from rftconsole.processes.embedded_redis import prepare_socket, redis_ready, redis_server_argv
-from rftconsole.processes.supervisor import Child, ChildFailed, Supervisor, describe_exit
+from rftconsole.processes.embedded_redis import (
+    prepare_socket,
+    redis_ready,
+    redis_server_argv,
+    switch_to_append_only,
+)
+from rftconsole.processes.state import state_path
+from rftconsole.processes.supervisor import Child, ChildFailed, Supervisor
 from rftconsole.security.accounts import ensure_admin
+from rftconsole.system import redis_client
 from rftconsole.tasks import report_worker
 
 
@@ -159,17 +167,14 @@ class Command(BaseCommand):
                 f"Port {port} on {host} is already in use: choose another with --port."
             )
         self.line(f"RFT Console — data dir {settings.DATA_DIR}")
-        supervisor = Supervisor(self.child_env())
+        supervisor = Supervisor(self.child_env(), state_path=state_path(settings.RUN_DIR))
         signal.signal(signal.SIGINT, _raise_shutdown)
         signal.signal(signal.SIGTERM, _raise_shutdown)
         exit_code = 0
         try:
             self.start_all(supervisor, host, port, options["ready_timeout"])
             self.line(f"RFT Console is ready at http://{host}:{port}/  (Ctrl-C stops everything)")
-            died = supervisor.watch()
-            self.line(self.style.ERROR(f"✗ {died.name} {describe_exit(died.exited() or 0)}."))
-            self.line(died.failure("stopped").args[0])
-            exit_code = 1
+            supervisor.keep_running(self.line)  # restarts children that die; ends by a signal
         except Shutdown as reason:
             self.line(f"Received {reason}: stopping.")
         except (ChildFailed, RuntimeError) as failure:
@@ -196,6 +201,8 @@ class Command(BaseCommand):
                 describe=f"embedded, unix socket {settings.EMBEDDED_REDIS_SOCKET}",
             )
             self.start_child(supervisor, redis, timeout)
+            if switch_to_append_only(redis.argv, redis_client()):
+                self.line("✓ redis        its snapshot is now kept in an append-only file too")
         else:
             self.line(f"✓ redis        external ({settings.REDIS_URL.split('@')[-1]})")
         self.prepare_database()
