@@ -26,6 +26,7 @@ import pytest
 import websockets
 
 from rftconsole.management.commands.up import web_children
+from rftconsole.processes.supervisor import Supervisor
 from tests.support.processes import (
     REPO,
     embedded_env,
@@ -231,3 +232,36 @@ def test_the_number_of_web_processes_defaults_to_the_cores_and_refuses_zero() ->
     refused = settings_value(RFT_WEB_PROCESSES="0")
     assert refused.returncode != 0
     assert "RFT_WEB_PROCESSES=0 is below the minimum of 1" in refused.stderr
+
+
+def test_a_restarted_web_process_is_ready_on_its_own_listening_line_not_the_previous_one(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site"
+    (site / "login").mkdir(parents=True)
+    (site / "login" / "index.html").write_text("sign in")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=site,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    supervisor = Supervisor({})
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: http_status(f"{base_url}/login/") == 200, 30, "the page server")
+        [child] = web_children(7, 1, base_url, tmp_path / "logs")
+        child.argv = [sys.executable, "-c", "import time; time.sleep(60)"]
+        child.pass_fds = ()
+        child.log_path.parent.mkdir()
+        child.log_path.write_bytes(b"Listening on TCP address 127.0.0.1:1 (the previous start)\n")
+        supervisor.spawn(child)
+        assert not child.is_ready()  # the page answers, but this start has not said it listens
+        with child.log_path.open("ab") as log:
+            log.write(b"Listening on TCP address 127.0.0.1:1\n")
+        assert child.is_ready()  # the control: its own line counts
+    finally:
+        supervisor.stop_all()
+        server.terminate()
+        server.wait(timeout=10)

@@ -89,6 +89,7 @@ class Child:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     # What the restart policy knows about this child (monotonic times).
     started_at: float = field(default=0.0, repr=False)
+    log_start: int = field(default=0, repr=False)  # the log's size at the latest start
     ready: bool = False
     restarts: int = 0
     consecutive_exits: int = 0  # exits since it last ran healthy: sets the backoff
@@ -156,6 +157,7 @@ class Supervisor:
     def spawn(self, child: Child) -> None:
         """Start `child` without waiting for it to be ready (tick() notices when it is)."""
         child.log_path.parent.mkdir(parents=True, exist_ok=True)
+        child.log_start = child.log_path.stat().st_size if child.log_path.exists() else 0
         # Ctrl-C while Popen runs would leave a child started but unrecorded (an orphan): hold
         # the stop signals until it is in self.children; they are delivered right after.
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)

@@ -8,12 +8,12 @@ keep running (rftconsole/processes/supervisor.py has the policy); Ctrl-C stops e
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
 import sys
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,18 +107,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return listener
 
 
-def web_ready(base_url: str, log_path: Path) -> Callable[[], bool]:
+def web_ready(base_url: str, child: Child) -> bool:
     """Ready when the login page answers and this process said it listens (the page alone would
-    pass as soon as any web process accepts); only log lines written after this call count."""
-    start = log_path.stat().st_size if log_path.exists() else 0
-
-    def ready() -> bool:
-        with log_path.open("rb") as log:
-            log.seek(start)
-            listening = b"Listening on TCP address" in log.read()
-        return listening and http_ok(f"{base_url}/login/")
-
-    return ready
+    pass as soon as any web process accepts); only log lines of its latest start count, so a
+    restarted process is not taken for ready on its previous start's line."""
+    with child.log_path.open("rb") as log:
+        log.seek(child.log_start)
+        listening = b"Listening on TCP address" in log.read()
+    return listening and http_ok(f"{base_url}/login/")
 
 
 def web_argv(fd: int) -> list[str]:
@@ -133,17 +129,16 @@ def web_children(fd: int, count: int, base_url: str, logs: Path) -> list[Child]:
     """`count` Daphne processes, web-1..web-N, all serving the listening socket `fd`."""
     children = []
     for number in range(1, count + 1):
-        log_path = logs / f"web-{number}.log"
-        children.append(
-            Child(
-                f"web-{number}",
-                web_argv(fd),
-                log_path,
-                web_ready(base_url, log_path),
-                describe=f"{base_url}/ (HTTP + websockets), process {number} of {count}",
-                pass_fds=(fd,),
-            )
+        child = Child(
+            f"web-{number}",
+            web_argv(fd),
+            logs / f"web-{number}.log",
+            lambda: False,
+            describe=f"{base_url}/ (HTTP + websockets), process {number} of {count}",
+            pass_fds=(fd,),
         )
+        child.is_ready = functools.partial(web_ready, base_url, child)
+        children.append(child)
     return children
 
 
