@@ -45,7 +45,7 @@ def test_up_serves_the_console_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> No
         assert queues["gpu"] == [queues["gpu"][0]] and queues["gpu"][0].startswith("gpu@")
         assert queues["default"][0].startswith("default@")
         tree = process_tree(up.pid)
-        assert len(tree) >= 6  # up, redis, daphne, two workers, beat (+ worker pool processes)
+        assert len(tree) >= 6  # up, redis, web-1…N, two workers, beat (+ worker pool processes)
     finally:
         up.send_signal(signal.SIGINT)
         returncode = up.wait(timeout=60)
@@ -191,7 +191,7 @@ def test_up_restarts_a_killed_redis_and_default_worker_and_the_running_job_compl
     assert steps == [1, 2, 3, 4, 5, 6]  # each step exactly once
     processes = {p["name"]: p for p in json.loads(report.stdout)["processes"]}
     assert processes["redis"]["restarts"] == processes["default-worker"]["restarts"] == 1
-    assert processes["gpu-worker"]["restarts"] == processes["daphne"]["restarts"] == 0
+    assert processes["gpu-worker"]["restarts"] == processes["web-1"]["restarts"] == 0
     assert not any(p["failing"] for p in processes.values())
     assert report.returncode == 0, report.stdout + report.stderr
     assert returncode == 0 and "All processes stopped." in output
