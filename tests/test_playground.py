@@ -143,7 +143,7 @@ def test_two_models_stream_concurrently_with_stats_and_reward_scores_and_logs_be
     assert {e["model"] for e in tokens} == ids  # both streamed
     done = {e["model"]: e for e in events if e["type"] == "done"}
     scores = {e["model"]: e for e in events if e["type"] == "score"}
-    assert set(done) == set(scores) == ids
+    assert set(done) == set(scores) == ids, [e for e in events if e["type"] != "token"]
     for model_id, event in done.items():
         streamed = "".join(e["text"] for e in tokens if e["model"] == model_id)
         assert event["text"] == streamed
@@ -315,7 +315,8 @@ def test_the_page_preselects_a_jobs_base_and_tuned_models_and_its_reward(
 def test_a_session_reopens_with_its_transcript_and_is_listed(
     alice: User, alice_client: Client, models: list[ModelEntry], session: PlaygroundSession
 ) -> None:
-    run_turn(alice, session, {"type": "send", "text": "What is 2 + 3?"})
+    [events] = run_turn(alice, session, {"type": "send", "text": "What is 2 + 3?"})
+    assert not [e for e in events if e["type"] == "error"], events
     page = alice_client.get(f"/playground/{session.pk}/").content.decode()
     assert f'data-ws-path="/ws/playground/{session.pk}/"' in page
     assert page.count('<li class="pg-user">What is 2 + 3?</li>') == 2

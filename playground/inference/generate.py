@@ -45,7 +45,9 @@ class _ChoiceStreamer(BaseStreamer):
         self._send(final=True)
 
     def _send(self, final: bool) -> None:
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        # A NUL can be decoded (random or byte-level models) but PostgreSQL refuses it in text and
+        # JSON columns, which would lose the answer's log; U+FFFD keeps the length and the offsets.
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True).replace("\x00", "\ufffd")
         if text.endswith("\ufffd") and not final:
             return
         new, self.sent = text[self.sent :], len(text)
