@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from playwright.sync_api import Browser, sync_playwright
 
 from jobs.starter.artifacts import Recipe, ensure_artifacts
 from rftconsole.processes.supervisor import Supervisor
+from tests.support.browser import launch_chromium
 from tests.support.stack import start_stack
 
 PASSWORD = "correct horse battery staple"
@@ -67,3 +69,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("-", f"report: {report}")
         terminalreporter.write_line(reports.markdown(report))
     reports.save_all()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium per browser-test module."""
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()

@@ -17,11 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.support.browser import (
     Console,
-    launch_chromium,
     log_in,
     new_context,
     running_console,
@@ -44,14 +43,6 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         tiny = save_tiny_model(root / "tiny-random")
         running.manage("register_model", str(tiny), "--name", "tiny-random", "--user", "alice")
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

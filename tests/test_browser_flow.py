@@ -13,12 +13,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.support.browser import (
     Console,
     chart_points,
-    launch_chromium,
     log_in,
     new_context,
     running_console,
@@ -45,14 +44,6 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         )
         running.manage("shell", "-c", create_bob)
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

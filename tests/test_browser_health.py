@@ -18,12 +18,11 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.support.browser import (
     SCREENSHOTS,
     Console,
-    launch_chromium,
     log_in,
     new_context,
     running_console,
@@ -127,14 +126,6 @@ def page(browser: Browser, console: Console) -> Iterator[Page]:
     yield page
     context.close()
     assert refusals == []
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 def test_a_reward_failing_on_every_answer_fails_the_job_with_the_documented_reason(
