@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from jobs import actions
 from jobs.models import Job, MetricPoint, Rollout
+from jobs.page_cache import list_rows, point_summary
 from jobs.summary import (
     FILTERS,
     LIVE,
@@ -24,13 +25,8 @@ from jobs.summary import (
     accuracy_of,
     config_diff,
     config_rows,
-    duration_of,
     eval_points,
     ft_model_name,
-    health_of,
-    latest_train_values,
-    list_points,
-    metric_points,
     progress_of,
     rollout_groups,
 )
@@ -61,19 +57,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
         request.GET.get("page")
     )
     jobs = list(page.object_list)
-    points = list_points(jobs)
-    rows = []
-    for job in jobs:
-        mine = points.get(job.pk, [])
-        rows.append(
-            {
-                "job": job,
-                "progress": progress_of(job, points=mine),
-                "accuracy": accuracy_of(mine, job.output_step),
-                "duration": duration_of(job),
-                "warnings": health_of(job, mine),
-            }
-        )
+    rows = list_rows(jobs)
     context = {"rows": rows, "page": page, "polling": any(job.status in LIVE for job in jobs)}
     if request.htmx and request.GET.get("partial") == "rows":
         return render(request, "jobs/_list_rows.html", context)
@@ -81,13 +65,9 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 
 def _detail_context(job: Job) -> dict[str, object]:
-    points = metric_points([job]).get(job.pk, [])
     return {
         "job": job,
-        "progress": progress_of(job, points=points),
-        "accuracy": accuracy_of(points, job.output_step),
-        "warnings": health_of(job, points),
-        "latest": latest_train_values(job),
+        **point_summary(job),
         "zero_std_threshold": ZERO_STD_HINT,
         "events": job.events.all(),
         "config_rows": config_rows(job),

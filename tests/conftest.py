@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.test import Client
 from playwright.sync_api import Browser, sync_playwright
 
@@ -14,6 +15,13 @@ from tests.support.browser import launch_chromium
 from tests.support.stack import start_stack
 
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """Each test starts with an empty cache (tests use a per-process LocMemCache): a rolled-back
+    test's row ids are given out again, so nothing cached for one test may reach the next."""
+    cache.clear()
 
 
 @pytest.fixture
