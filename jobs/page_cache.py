@@ -2,9 +2,13 @@
 
 A finished (or paused) job's points no longer change, yet the jobs list read ~24 points per row,
 ran the health rules and rendered each row again on every load and every 3 s poll: 84 ms for a
-page of 25 finished demo jobs, most of the page's cost (issue 22). While a job is not queued or
-running, its row's HTML and its page's point summary (progress, validation accuracy, health
-warnings, latest train values) are kept in Django's cache (Redis, shared by every web process).
+page of 25 finished demo jobs, most of the page's cost (issue 22). A job's row HTML and its
+page's point summary (progress, validation accuracy, health warnings, latest train values) are
+kept in Django's cache (Redis, shared by every web process): for a day while the job is at rest
+(its points no longer change), for RFT_LIVE_PAGE_CACHE_SECONDS (2 s, under the pages' 3 s poll)
+while it is queued or running, so that 50 viewers polling every 3 s compute a running job's row
+about once, not 17 times a second. A new step or status makes a new key at once; only a running
+job's "so far" duration and a validation point landing within the same step can show that late.
 
 Keys hold everything the cached text is made from: the job's shown fields and related names (a
 renamed model or a changed status makes a new key, the old one just expires), the active time
@@ -89,21 +93,21 @@ def _get_many(keys: list[str]) -> dict[str, Any]:
         return {}
 
 
-def _set_many(values: dict[str, Any]) -> None:
+def _set_many(values: dict[str, Any], seconds: int) -> None:
     try:
-        if values:
-            cache.set_many(values, timeout=CACHE_SECONDS)
+        if values and seconds:
+            cache.set_many(values, timeout=seconds)
     except (RedisError, OSError) as error:
         logger.warning("The page cache is unreachable (%s); nothing kept.", error)
 
 
 def list_rows(jobs: list[Job]) -> list[SafeString]:
     """Each job's row of the jobs list as HTML, in order: from the cache for jobs at rest."""
-    keys = {job.pk: _key("row", job) for job in jobs if at_rest(job)}
+    keys = {job.pk: _key("row", job) for job in jobs}
     found = _get_many(list(keys.values()))
-    missing = [job for job in jobs if keys.get(job.pk) not in found]
+    missing = [job for job in jobs if keys[job.pk] not in found]
     points = list_points(missing)
-    rendered, new = {}, {}
+    rendered: dict[int, str] = {}
     for job in missing:
         mine = points.get(job.pk, [])
         row = {
@@ -114,16 +118,19 @@ def list_rows(jobs: list[Job]) -> list[SafeString]:
             "warnings": health_of(job, mine),
         }
         rendered[job.pk] = render_to_string(ROW_TEMPLATE, {"row": row})
-        if job.pk in keys:
-            new[keys[job.pk]] = rendered[job.pk]
-    _set_many(new)
-    return [mark_safe(rendered.get(job.pk) or found[keys[job.pk]]) for job in jobs]  # noqa: S308 - our own rendering
+    for resting in (True, False):
+        _set_many(
+            {keys[job.pk]: rendered[job.pk] for job in missing if at_rest(job) == resting},
+            _seconds(resting),
+        )
+    # our own rendering of escaped templates, kept as text in the cache
+    return [mark_safe(rendered.get(job.pk) or found[keys[job.pk]]) for job in jobs]  # noqa: S308
 
 
 def point_summary(job: Job) -> dict[str, Any]:
     """The job page's figures from its points: progress, accuracy, warnings, latest values."""
-    key = _key("summary", job) if at_rest(job) else None
-    if key and (found := _get_many([key]).get(key)) is not None:
+    key = _key("summary", job)
+    if (found := _get_many([key]).get(key)) is not None:
         return found
     points = metric_points([job]).get(job.pk, [])
     summary = {
@@ -132,6 +139,9 @@ def point_summary(job: Job) -> dict[str, Any]:
         "warnings": health_of(job, points),
         "latest": latest_train_values(job),
     }
-    if key:
-        _set_many({key: summary})
+    _set_many({key: summary}, _seconds(at_rest(job)))
     return summary
+
+
+def _seconds(resting: bool) -> int:
+    return CACHE_SECONDS if resting else settings.RFT_LIVE_PAGE_CACHE_SECONDS

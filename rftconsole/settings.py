@@ -305,6 +305,9 @@ RFT_ENCRYPTION_KEY = env_str("RFT_ENCRYPTION_KEY")
 RFT_ENCRYPTION_KEY_FILE = os.path.expanduser(env_str("RFT_ENCRYPTION_KEY_FILE"))
 # Daphne processes `manage.py up` starts, all serving one listening socket (default: one per core).
 RFT_WEB_PROCESSES = env_int("RFT_WEB_PROCESSES", os.cpu_count() or 1, minimum=1)
+# How long a queued or running job's list row and page figures are kept (jobs/page_cache.py);
+# 0 computes them on every load.
+RFT_LIVE_PAGE_CACHE_SECONDS = env_int("RFT_LIVE_PAGE_CACHE_SECONDS", 2, minimum=0)
 # Deployments (see playground/inference/pool.py for where inference runs and the GPU policy).
 # Sets of full weights kept in memory per web process, least recently used evicted first.
 RFT_INFERENCE_MAX_MODELS = env_int("RFT_INFERENCE_MAX_MODELS", 2, minimum=1)

@@ -34,3 +34,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast log
 # this process's memory, as one web process would. Processes that tests start use the real
 # settings (Redis); tests/test_rate_limit_shared.py covers the shared count.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# A test that adds a point to a running job sees it on the next load; tests/test_page_cache.py
+# covers the moment a running job's row is kept.
+RFT_LIVE_PAGE_CACHE_SECONDS = 0

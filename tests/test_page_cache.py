@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import time
 import zoneinfo
 
 import pytest
@@ -12,6 +13,7 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from pytest_django.fixtures import Settings
 
 from jobs.models import Job, MetricPoint
 from tests.support.job_rows import add_points, make_job
@@ -62,7 +64,7 @@ def test_a_finished_job_s_points_are_read_once_then_kept(
 
 
 @pytest.mark.parametrize("url", ["/jobs/", "job page"])
-def test_a_running_job_is_never_served_from_the_cache(
+def test_a_running_job_shows_each_new_step_at_once(
     url: str, alice: User, alice_client: Client
 ) -> None:
     job = make_job(alice, "live", status=Job.Status.TRAINING, total_steps=10, current_step=2)
@@ -72,6 +74,23 @@ def test_a_running_job_is_never_served_from_the_cache(
     add_points(job, [], evals={2: 0.75})
     job.current_step = 3
     job.save(update_fields=["current_step"])
+    cold, page = point_queries(alice_client, url)
+    assert cold >= 1 and b"75%" in page
+
+
+@pytest.mark.parametrize("url", ["/jobs/", "job page"])
+def test_a_running_job_is_kept_only_for_a_moment(
+    url: str, alice: User, alice_client: Client, settings: Settings
+) -> None:
+    settings.RFT_LIVE_PAGE_CACHE_SECONDS = 1
+    job = make_job(alice, "live", status=Job.Status.TRAINING, total_steps=10, current_step=2)
+    add_points(job, range(1, 3), evals={0: 0.2})
+    url = f"/jobs/{job.pk}/" if url == "job page" else url
+    alice_client.get(url)
+    add_points(job, [], evals={2: 0.75})  # a validation point within the same step
+    warm, page = point_queries(alice_client, url)
+    assert warm == 0 and b"75%" not in page  # kept: polled by many, computed once
+    time.sleep(1.1)
     cold, page = point_queries(alice_client, url)
     assert cold >= 1 and b"75%" in page
 

@@ -1,5 +1,6 @@
 """Where one `/jobs/` page's time goes, inside one process: Django's test client (no socket)
-renders the page for the admin, first plainly, then under cProfile (which inflates Python time).
+renders the page for the admin (finished jobs' rows from the page cache, in the console's
+Redis), first plainly, then under cProfile (which inflates Python time).
 
 Run in the console's data dir with `manage.py shell -c "$(cat bench/scripts/page_profile.py)"`
 (web_load.py --profile), with BENCH_REPEATS (pages per measurement) in the environment. Prints
@@ -53,9 +54,13 @@ def main() -> None:
                 "  middleware, session and user": total - view,
                 "  view: job_list": view,
                 "    template rendering (render)": cumulative("django/shortcuts.py", "render"),
-                "    eval points query and JSON decoding": cumulative(
-                    "jobs/summary.py", "eval_points"
+                "    the rows: from the page cache or made (list_rows)": cumulative(
+                    "jobs/page_cache.py", "list_rows"
                 ),
+                "      made: points, health, rendering (the training job)": cumulative(
+                    "django/template/loader.py", "render_to_string"
+                )
+                + cumulative("jobs/summary.py", "list_points"),
             }
         )
     )
