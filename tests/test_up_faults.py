@@ -150,9 +150,7 @@ def kill_gpu_worker(console: Console) -> None:
     wait_until(lambda: job_row(console.database, job_id).attempts == 2, 180, "the job re-queued")
     wait_until(lambda: job_row(console.database, job_id).status == "training", 180, "resumed")
     resumed = time.monotonic() - killed_at
-    console.tried["gpu-worker"] = (
-        f"checkpoint {before.checkpoints[-1]} saved before the kill"
-    )
+    console.tried["gpu-worker"] = f"checkpoint {before.checkpoints[-1]} saved before the kill"
     console.lost["gpu-worker"] = f"job re-queued and resumed from checkpoint {resumed:.1f} s after"
 
 
