@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from jobs.actions import claim, enqueue, set_status
@@ -18,6 +18,7 @@ from jobs.models import Job, ModelEntry
 from jobs.registry.export import export_merged
 from jobs.registry.inspection import RegistryError, inspect_model_dir, resolve_hub_id
 from jobs.registry.services import apply_facts
+from jobs.training.reconnect import drop_connection
 
 
 @shared_task(name="jobs.fetch_model")
@@ -55,7 +56,10 @@ def heartbeat(job_id: int, every: float = 5.0) -> Iterator[None]:
     def beat() -> None:
         try:
             while not stop.wait(every):
-                Job.objects.filter(pk=job_id).update(heartbeat_at=timezone.now())
+                try:
+                    Job.objects.filter(pk=job_id).update(heartbeat_at=timezone.now())
+                except DatabaseError:  # the database restarted: beat again on a new connection
+                    drop_connection()
         finally:
             connection.close()  # this thread's own DB connection
 

@@ -69,6 +69,20 @@ def admin(db: None) -> User:
     return User.objects.create_superuser("admin", "", PASSWORD)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `postgresql` restart the database server: they exist only on the production
+    path (DATABASE_URL names PostgreSQL). On the embedded default (SQLite, a file, no server) they
+    are deselected, never skipped: there is nothing there for them to test."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return
+    deselected = [item for item in items if item.get_closest_marker("postgresql")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("postgresql")]
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the tables tests recorded (tests/support/reports.py), e.g. what each hostile reward did."""
     from tests.support import reports

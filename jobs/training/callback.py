@@ -19,6 +19,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from jobs.events import metric_event, send_job_event
 from jobs.models import Checkpoint, Job, MetricPoint, Rollout
 from jobs.training.hyperparameters import Hyperparameters
+from jobs.training.reconnect import reconnecting
 from jobs.training.reward_bridge import RewardBridge
 
 KEEP_BEST_CHECKPOINTS = 3
@@ -51,8 +52,11 @@ def record_metric(job: Job, kind: str, step: int, epoch: float, values: dict[str
     A non-finite number (a diverged loss) is stored as null: JSON columns refuse NaN.
     """
     values = {k: None if _not_finite(v) else v for k, v in values.items()}
-    MetricPoint.objects.update_or_create(
-        job=job, kind=kind, step=step, defaults={"epoch": epoch, "values": values}
+    reconnecting(
+        lambda: MetricPoint.objects.update_or_create(
+            job=job, kind=kind, step=step, defaults={"epoch": epoch, "values": values}
+        ),
+        f"{kind} step {step}",
     )
     send_job_event(job.pk, metric_event(kind, step, epoch, values))
 
@@ -113,7 +117,7 @@ class JobCallback(TrainerCallback):
             self.last_eval = self.evaluate(kwargs["model"], step)
             record_metric(self.job, "eval", step, state.epoch or 0.0, self.last_eval)
             control.should_save = True
-        requested = Job.objects.filter(pk=self.job.pk).values_list("requested", flat=True).first()
+        requested = reconnecting(self.requested, "the job's requests")
         budget = self.hp.max_wall_clock_minutes * 60
         if not requested and budget and self.training_seconds() >= budget:
             requested = Job.Request.PAUSE
@@ -126,6 +130,9 @@ class JobCallback(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
         return control
+
+    def requested(self) -> str | None:
+        return Job.objects.filter(pk=self.job.pk).values_list("requested", flat=True).first()
 
     def on_log(
         self,
@@ -152,19 +159,24 @@ class JobCallback(TrainerCallback):
             round((tokens - self.last_tokens) / seconds, 1) if seconds else 0.0
         )
         self.step_started, self.last_tokens = time.monotonic(), tokens
-        Rollout.objects.filter(job=self.job, step=step).delete()  # a replayed step replaces its own
-        Rollout.objects.bulk_create(
-            [
-                Rollout(job=self.job, step=step, reward_output=rewards.output, **group)
-                for group in rewards.groups
-            ]
-        )
+        rollouts = [
+            Rollout(job=self.job, step=step, reward_output=rewards.output, **group)
+            for group in rewards.groups
+        ]
+        reconnecting(lambda: self.replace_rollouts(step, rollouts), f"rollouts of step {step}")
         record_metric(self.job, "train", step, state.epoch or 0.0, values)
-        Job.objects.filter(pk=self.job.pk).update(
-            current_step=step, training_seconds=self.training_seconds()
+        reconnecting(
+            lambda: Job.objects.filter(pk=self.job.pk).update(
+                current_step=step, training_seconds=self.training_seconds()
+            ),
+            f"the job's step {step}",
         )
         if failure:
             raise failure
+
+    def replace_rollouts(self, step: int, rollouts: list[Rollout]) -> None:
+        Rollout.objects.filter(job=self.job, step=step).delete()  # a replayed step replaces its own
+        Rollout.objects.bulk_create(rollouts)
 
     def on_save(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
@@ -172,16 +184,16 @@ class JobCallback(TrainerCallback):
         step = state.global_step
         path = Path(args.output_dir) / f"checkpoint-{step}"
         evaluation = self.last_eval or {}
-        Checkpoint.objects.update_or_create(
-            job=self.job,
-            step=step,
-            defaults={
-                "path": str(path),
-                "validation_reward": evaluation.get("mean_reward"),
-                "validation_accuracy": evaluation.get("accuracy"),
-            },
+        defaults = {
+            "path": str(path),
+            "validation_reward": evaluation.get("mean_reward"),
+            "validation_accuracy": evaluation.get("accuracy"),
+        }
+        reconnecting(
+            lambda: Checkpoint.objects.update_or_create(job=self.job, step=step, defaults=defaults),
+            f"checkpoint {step}",
         )
-        prune_checkpoints(self.job)
+        reconnecting(lambda: prune_checkpoints(self.job), "the checkpoints kept")
 
 
 def prune_checkpoints(job: Job) -> None:

@@ -24,6 +24,7 @@ from jobs.training.data import JobData, prepare, to_hf_dataset
 from jobs.training.evaluation import evaluate_loaded, pick_rows
 from jobs.training.hyperparameters import Hyperparameters
 from jobs.training.output import publish_output
+from jobs.training.reconnect import reconnecting
 from jobs.training.reward_bridge import RewardBridge
 from jobs.training.schedule import total_steps
 from jobs.training.validation_answers import save_answers
@@ -141,7 +142,10 @@ def _run(job: Job) -> None:
 
         def keep(rows: list[dict], answers: list[str], results: list) -> None:
             if step is not None:
-                save_answers(job, step, rows, answers, results)
+                reconnecting(
+                    lambda: save_answers(job, step, rows, answers, results),
+                    f"validation answers of step {step}",
+                )
 
         result = evaluate_loaded(
             current, tokenizer, rows, job.reward_version, sampling(hp), on_rows=keep

@@ -107,13 +107,21 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return listener
 
 
+def said_since_start(child: Child, text: bytes) -> bool:
+    """Whether `child` logged `text` since its latest start: a restarted process must not be taken
+    for ready on the line its previous start left in the log."""
+    try:
+        with child.log_path.open("rb") as log:
+            log.seek(child.log_start)
+            return text in log.read()
+    except OSError:
+        return False
+
+
 def web_ready(base_url: str, child: Child) -> bool:
     """Ready when the login page answers and this process said it listens (the page alone would
-    pass as soon as any web process accepts); only log lines of its latest start count, so a
-    restarted process is not taken for ready on its previous start's line."""
-    with child.log_path.open("rb") as log:
-        log.seek(child.log_start)
-        listening = b"Listening on TCP address" in log.read()
+    pass as soon as any web process accepts)."""
+    listening = said_since_start(child, b"Listening on TCP address")
     return listening and http_ok(f"{base_url}/login/")
 
 
@@ -266,9 +274,10 @@ class Command(BaseCommand):
                 "INFO",
             ],
             logs / "beat.log",
-            lambda: "beat: Starting" in (logs / "beat.log").read_text(errors="replace"),
+            lambda: False,
             describe="periodic tasks (re-queues jobs whose worker died)",
         )
+        beat.is_ready = functools.partial(said_since_start, beat, b"beat: Starting")
         self.start_child(supervisor, beat, timeout)
 
     def start_child(self, supervisor: Supervisor, child: Child, timeout: float) -> None:
