@@ -1,4 +1,5 @@
-"""Time to first token: our `/v1/chat/completions` stream vs transformers' `TextIteratorStreamer`.
+"""Time to first token: our `/v1/chat/completions` stream vs the same model streamed token by token
+in-process with transformers.
 
 Starts a console like `make up`, deploys the starter model twice from its page (the Deploy
 button: the weights load in the web process), once with request logging on (the default) and
@@ -6,12 +7,23 @@ once with it off, and creates an API key. Then, alternating, `--repeats` times e
 
 - ours: a streamed chat completion over HTTP (server-sent events, read with `http.client`);
 - raw: the same model files loaded in this process, the same prompt through the chat template,
-  `model.generate` in a thread with `TextIteratorStreamer`, as the transformers docs show.
+  `model.generate` in a thread with a streamer that hands each generated token's text to this
+  thread through a queue (the `TextIteratorStreamer` pattern of the transformers docs).
+
+The raw streamer passes text on by our endpoint's own rule (`_ChoiceStreamer` in
+playground/inference/generate.py): each token as it is generated, the prompt skipped, the ids so
+far decoded without special tokens, a token that ends in half a character held until the rest
+comes. transformers' `TextIteratorStreamer` holds text back until a space or a line ends, so its
+first text waited for a second token: that made the raw side slower and flattered our ratio.
+Both sides therefore time the same event: the first generated token's text in the client's hands
+(ours: the first server-sent event with non-empty content; the role chunk before it is empty).
 
 Same prompt (an arithmetic validation row), greedy decoding, at most 48 tokens, so both produce
 the same answer (checked). TTFT: from sending the request (ours) or applying the chat template
-(raw) to the first non-empty text. Tokens/s: completion tokens ÷ the whole request. Ours, in
-order: the API key is checked and counted (one trip to Django's sync thread), the deployment
+(raw) to the first text. Tokens/s: the tokens after the first ÷ the time from the first text to
+the end of the stream (ours: `data: [DONE]`, after the log is completed; raw: generate returned),
+so that the fixed cost before the first token, which TTFT measures, is not counted twice. Ours,
+in order: the API key is checked and counted (one trip to Django's sync thread), the deployment
 looked up, its model taken from the pool and the prompt templated (a second trip); generation
 starts in the pool's thread; meanwhile the invocation log is written (logging on) and the
 response headers sent. Ratios are the medians of the per-repeat ratios.
@@ -19,9 +31,10 @@ response headers sent. Ratios are the medians of the per-repeat ratios.
 Both sides use the same number of torch threads, 1 by default (`RFT_INFERENCE_TORCH_THREADS` for
 the console): on 2 shared cores, 2 intra-op threads make a tiny model's latency swing tenfold
 whenever anything else runs (the raw side alone measured 30-370 ms TTFT with 2 threads, 7-20 ms
-with 1), which would measure the neighbours, not the endpoint. Goal: TTFT ours/raw ≤ 1.2.
-With --profile, the same requests go through Django's AsyncClient in one process with each stage
-of the view timed, to show where our TTFT goes.
+with 1), which would measure the neighbours, not the endpoint. Goals: TTFT ours/raw ≤ 1.2,
+tokens/s ours/raw ≥ 0.8. With --profile, the same requests go to the console's ASGI
+application in one process (no socket) with each stage of the view timed, to show where our TTFT
+goes.
 
     .venv/bin/python bench/ttft.py [--repeats 20] [--torch-threads 1] [--profile]
 """
@@ -31,15 +44,18 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import queue
 import statistics
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from common import Console, deploy_starter, mark, script, starter_artifacts
-from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.generation.streamers import BaseStreamer
 
 MAX_TOKENS = 48
 DEPLOYMENTS = {"starter-logged": {}, "starter-unlogged": {"no_logs": "1"}}
@@ -50,12 +66,13 @@ class Timing:
     ttft: float  # seconds to the first non-empty text
     headers: float  # seconds to the response headers (ours only)
     tokens: int
-    total: float
+    total: float  # seconds to the end of the stream
     text: str
 
     @property
     def tokens_per_second(self) -> float:
-        return self.tokens / self.total
+        """After the first token: the streaming speed, without the fixed cost TTFT measures."""
+        return (self.tokens - 1) / (self.total - self.ttft)
 
 
 def prompt() -> list[dict[str, str]]:
@@ -76,9 +93,11 @@ def ours(console: Console, key: str, model: str, messages: list[dict[str, str]])
     connection.request("POST", "/v1/chat/completions", body, headers)
     response = connection.getresponse()
     headers_at = time.perf_counter()
-    first, text, tokens = 0.0, "", 0
+    first, text, tokens, done = 0.0, "", 0, 0.0
     for line in response:
-        if not line.startswith(b"data: ") or line.strip() == b"data: [DONE]":
+        if line.strip() == b"data: [DONE]":
+            done = time.perf_counter()
+        if not line.startswith(b"data: ") or done:
             continue
         event = json.loads(line[6:])
         content = event["choices"][0]["delta"].get("content") if event["choices"] else ""
@@ -87,13 +106,49 @@ def ours(console: Console, key: str, model: str, messages: list[dict[str, str]])
             text += content
         if event.get("usage"):
             tokens = event["usage"]["completion_tokens"]
-    total = time.perf_counter() - started
     connection.close()
-    return Timing(first - started, headers_at - started, tokens, total, text)
+    assert first and done, f"a stream without text or without [DONE] (status {response.status})"
+    return Timing(first - started, headers_at - started, tokens, done - started, text)
+
+
+class TokenStreamer(BaseStreamer):
+    """Each generated token's text, by the rule of our endpoint's streamer (`_ChoiceStreamer`):
+    the prompt skipped (generate() puts it first), the ids so far decoded without special tokens,
+    text that ends in half a character held until the rest comes. Iterated from another thread,
+    as `TextIteratorStreamer` is."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.pieces: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self.ids: list[int] = []
+        self.sent = 0  # characters of the decoded text already passed on
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        self.ids += value.reshape(-1).tolist()
+        self._send(final=False)
+
+    def end(self) -> None:
+        self._send(final=True)
+        self.pieces.put(None)
+
+    def _send(self, final: bool) -> None:
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd") and not final:
+            return
+        new, self.sent = text[self.sent :], len(text)
+        if new:
+            self.pieces.put(new)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.pieces.get, None)
 
 
 class Raw:
-    """The same model files, generated from with transformers' own streamer in this process."""
+    """The same model files, generated from token by token in this process."""
 
     def __init__(self) -> None:
         path = starter_artifacts() / "models" / "starter"
@@ -105,7 +160,7 @@ class Raw:
         inputs = self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        streamer = TokenStreamer(self.tokenizer)
         output: list[Any] = []
 
         @torch.inference_mode()
@@ -160,7 +215,7 @@ def report(runs: dict[str, list[Timing]]) -> None:
     for name, label in (
         ("starter-logged", "ours, /v1 stream (request logged)"),
         ("starter-unlogged", "ours, /v1 stream (logging off)"),
-        ("raw", "raw TextIteratorStreamer"),
+        ("raw", "raw, token by token in-process"),
     ):
         timings = runs[name]
         headers = median_of(timings, "headers") * 1000 if name != "raw" else None
@@ -198,7 +253,7 @@ def main() -> None:
     speed = statistics.median(a.tokens_per_second / b.tokens_per_second for a, b in pairs)
     print(
         f"time to first token: {ratio:.2f}× ours/raw (goal ≤ 1.2) {mark(ratio <= 1.2)}; "
-        f"tokens/s {speed:.2f}× raw"
+        f"tokens/s after the first {speed:.2f}× raw (goal ≥ 0.8) {mark(speed >= 0.8)}"
     )
 
 

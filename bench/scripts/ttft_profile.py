@@ -1,6 +1,7 @@
 """Where our time to first token goes, measured inside one process: the same requests as ttft.py
 sent to the console's own ASGI application (rftconsole.asgi, as Daphne calls it, without the
-socket), each stage of the `/v1/chat/completions` view timed by wrapping it.
+socket), each stage of the `/v1/chat/completions` view timed by wrapping it, and the parts of
+its two sync stages (key check, rate-limit count; deployment, model, chat template) beneath them.
 
 Run in the console's data dir with `manage.py shell -c "$(cat bench/scripts/ttft_profile.py)"`
 (ttft.py --profile), parameters from the environment: BENCH_MODEL (a deployment's name),
@@ -27,6 +28,14 @@ STAGES = (
     "invocation log written",
 )
 MIDDLEWARE = "middleware, request side (+ hop to the sync thread)"
+# The parts of the two sync stages, shown under them: (stage, label, function in the view module).
+PARTS = (
+    (STAGES[0], "  of which the key looked up and checked", "_authenticate"),
+    (STAGES[0], "  of which the request counted (Redis)", "_rate_limit"),
+    (STAGES[1], "  of which the deployment looked up", "_deployment"),
+    (STAGES[1], "  of which the model from the pool", "_served"),
+    (STAGES[1], "  of which the chat template and tokens", "chat_prompt_ids"),
+)
 
 
 def timed(name: str, function: Callable[..., Any], coroutine: bool = True) -> Callable[..., Any]:
@@ -101,6 +110,8 @@ def main() -> None:
     openai_api._admit = timed(STAGES[0], openai_api._admit, coroutine=False)
     openai_api._prepare = timed(STAGES[1], openai_api._prepare, coroutine=False)
     Call.create_log = timed(STAGES[2], Call.create_log)
+    for _, label, name in PARTS:
+        setattr(openai_api, name, timed(label, getattr(openai_api, name), coroutine=False))
     body = json.dumps({
         "model": os.environ["BENCH_MODEL"], "messages": json.loads(os.environ["BENCH_MESSAGES"]),
         "temperature": 0, "max_tokens": int(os.environ["BENCH_MAX_TOKENS"]), "stream": True,
@@ -109,9 +120,11 @@ def main() -> None:
     asyncio.run(run(3, body, http_scope))
     SPANS.clear()
     requests = asyncio.run(run(int(os.environ["BENCH_REPEATS"]), body, http_scope))
-    rows: dict[str, list[float]] = {
-        MIDDLEWARE: [],
-        **{name: [] for name in STAGES},
+    rows: dict[str, list[float]] = {MIDDLEWARE: []}
+    for name in STAGES:
+        rows[name] = []
+        rows.update((label, []) for stage, label, _ in PARTS if stage == name)
+    rows |= {
         "view code and thread hops between the stages": [],
         "response start (middleware, response side)": [],
         "headers → first token (pool thread, event loop)": [],
@@ -124,6 +137,8 @@ def main() -> None:
         rows[MIDDLEWARE].append(view_start - started)
         for name, (a, b) in stage.items():
             rows[name].append(b - a)
+        for _, label, _ in PARTS:
+            rows[label].append(SPANS[label][n][1] - SPANS[label][n][0])
         rows["view code and thread hops between the stages"].append(
             view_end - view_start - sum(b - a for a, b in stage.values())
         )

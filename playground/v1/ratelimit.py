@@ -8,16 +8,24 @@ Redis unreachable: the request is not refused (inference does not need Redis, an
 turn a Redis restart into a /v1/ outage). The count moves to this process's memory with a logged
 warning — the limit then holds per process, as it did before it was shared — and Redis is tried
 again every RETRY_SECONDS.
+
+The count uses one cache object for the whole process, not Django's `cache`: under ASGI that is
+one object per request (Django keeps cache connections per async context), so every /v1/
+request opened a Redis connection of its own, on its way to the first token. This one's
+connection pool is thread-safe and stays open.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from redis.exceptions import RedisError
 
 WINDOW_SECONDS = 60
@@ -26,6 +34,22 @@ RETRY_SECONDS = 5.0
 logger = logging.getLogger(__name__)
 _local = LocMemCache("rft-v1-rate-fallback", {"OPTIONS": {"MAX_ENTRIES": 10_000}})
 _shared_down_until = 0.0  # time.monotonic() before which the shared cache is not tried again
+_shared: BaseCache | None = None  # the process's client of the shared count, made on first use
+
+
+def _shared_cache() -> BaseCache:
+    global _shared
+    if _shared is None:  # two threads may both make one: the spare is dropped, nothing is lost
+        _shared = caches.create_connection("default")
+    return _shared
+
+
+@receiver(setting_changed)
+def _forget_shared_cache(setting: str, **kwargs: Any) -> None:
+    """A test that overrides CACHES gets a client of its own cache."""
+    global _shared
+    if setting == "CACHES":
+        _shared = None
 
 
 def take(key_id: str, limit: int) -> int | None:
@@ -43,7 +67,7 @@ def _count(name: str) -> int:
     global _shared_down_until
     if time.monotonic() >= _shared_down_until:
         try:
-            count = _increment(cache, name)
+            count = _increment(_shared_cache(), name)
         except (RedisError, OSError) as error:
             _shared_down_until = time.monotonic() + RETRY_SECONDS
             logger.warning(
