@@ -78,7 +78,7 @@ def print_seed_header() -> None:
     print(
         "test: the held-out split (200 rows); validation: the 100 rows the checkpoint was chosen "
         "on\n"
-        f"{'task':<12}{'seed':>5}{'base':>7}{'published':>16}{'last':>16}"
+        f"{'task':<12}{'seed':>5}{'base':>7}{'published @step':>20}{'last @step':>20}"
         f"{'validation (chosen on it)':>28}{'test reward':>13}{'tokens':>12}{'min':>6}"
     )
 
@@ -92,7 +92,7 @@ def print_seed_row(task: str, seed: int, run: dict[str, Any]) -> None:
     reward = f"{base['mean_reward']:.2f}→{published['mean_reward']:.2f}"
     tokens = f"{base['answer_tokens']:.1f}→{published['answer_tokens']:.1f}"
     print(
-        f"{task:<12}{seed:>5}{base['accuracy']:>7.3f}{pub:>16}{lst:>16}{val:>28}"
+        f"{task:<12}{seed:>5}{base['accuracy']:>7.3f}{pub:>20}{lst:>20}{val:>28}"
         f"{reward:>13}{tokens:>12}{run['wall_seconds'] / 60:>6.1f}",
         flush=True,
     )
