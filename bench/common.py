@@ -94,7 +94,11 @@ def replay_command(
 
 
 def starter_artifacts() -> Path:
-    return next(Path(STARTER_CACHE).glob("v*-seed0"))
+    """The current recipe's seed-0 build (older recipes' builds may share the cache). Imported
+    here, not at the top: it brings torch, which only the benches that read these files need."""
+    from jobs.starter.artifacts import Recipe
+
+    return Path(STARTER_CACHE) / Recipe().key()
 
 
 def free_port() -> int:

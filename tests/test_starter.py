@@ -16,13 +16,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from jobs.models import Dataset, ModelEntry
 from jobs.starter import warmup
 from jobs.starter.artifacts import Recipe, artifacts_dir, ensure_artifacts
+from jobs.starter.tasks import held_out_rows, make_rows, prompt_key
 from rewards.models import RewardFunction
 
 DATASETS = [
     f"{task}-{split}"
     for task in ("arithmetic", "extraction", "support-tone")
-    for split in ("train", "validation")
+    for split in ("train", "validation", "test")
 ]
+ROWS = {"train": 500, "validation": 100, "test": 200}
 TINY = Recipe(
     train_rows=10,
     validation_rows=5,
@@ -67,7 +69,7 @@ def test_the_demo_datasets_are_in_bedrock_format(starter_artifacts: Path) -> Non
         rows = [
             json.loads(line) for line in (starter_artifacts / "datasets" / f"{name}.jsonl").open()
         ]
-        assert len(rows) == (100 if name.endswith("validation") else 500)
+        assert len(rows) == ROWS[name.rsplit("-", 1)[1]]
         for row in rows:
             assert [m["role"] for m in row["messages"]] == ["system", "user"]
             assert row["reference_answer"] and row["task_id"]
@@ -92,9 +94,63 @@ def test_bootstrap_registers_everything_for_the_first_admin_once(
 
     again = io.StringIO()
     call_command("bootstrap_starter", "--no-progress", stdout=again)
-    assert "already registered: 10 objects" in again.getvalue()
+    assert "already registered: 13 objects" in again.getvalue()
     assert "registered model" not in again.getvalue()
-    assert ModelEntry.objects.count() == 1 and Dataset.objects.count() == 6
+    assert ModelEntry.objects.count() == 1 and Dataset.objects.count() == 9
+
+
+def read_split(artifacts: Path, task: str, split: str) -> list[dict]:
+    path = artifacts / "datasets" / f"{task}-{split}.jsonl"
+    return [json.loads(line) for line in path.open()]
+
+
+@pytest.mark.parametrize("task", ["arithmetic", "extraction", "support-tone"])
+def test_the_test_split_is_held_out_from_train_and_validation(
+    starter_artifacts: Path, task: str
+) -> None:
+    seen = {
+        prompt_key(row)
+        for split in ("train", "validation")
+        for row in read_split(starter_artifacts, task, split)
+    }
+    test = [prompt_key(row) for row in read_split(starter_artifacts, task, "test")]
+
+    assert len(set(test)) == len(test) == 200  # no question asked twice either
+    assert not seen & set(test)
+
+
+@pytest.mark.parametrize("task", ["arithmetic", "extraction", "support-tone"])
+def test_train_and_validation_are_the_first_rows_of_the_task_as_before_the_test_split(
+    starter_artifacts: Path, task: str
+) -> None:
+    rows = read_split(starter_artifacts, task, "train") + read_split(
+        starter_artifacts, task, "validation"
+    )
+
+    assert rows == make_rows(task, 600, seed=0)
+
+
+def test_held_out_rows_skip_repeated_questions() -> None:
+    def row(question: str) -> dict:
+        return {"messages": [{"role": "user", "content": question}], "task_id": question}
+
+    stream = iter([row("a"), row("b"), row("a"), row("c"), row("d")])
+
+    picked = held_out_rows(stream, seen=[row("b")], count=2)
+
+    assert [r["task_id"] for r in picked] == ["a", "c"]
+    assert next(stream)["task_id"] == "d"  # nothing drawn past the last pick
+
+
+def test_the_test_datasets_are_registered_and_say_what_they_are_for(
+    admin: User, starter_artifacts: Path
+) -> None:
+    call_command("bootstrap_starter", "--no-progress", stdout=io.StringIO())
+
+    for task in ("arithmetic", "extraction", "support-tone"):
+        dataset = Dataset.objects.get(owner=admin, name=f"{task}-test")
+        assert dataset.row_count == 200 and dataset.source == Dataset.Source.STARTER
+        assert "held out" in dataset.description
 
 
 @pytest.mark.django_db

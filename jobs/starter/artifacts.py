@@ -8,6 +8,7 @@ or interrupted builds never leave a half-written model behind. Same seed, same m
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import random
 import shutil
@@ -22,10 +23,12 @@ from django.conf import settings
 from tqdm import tqdm
 
 from jobs.starter import warmup
-from jobs.starter.tasks import TASKS, make_rows, make_warmup_pairs
+from jobs.starter.tasks import TASKS, held_out_rows, iter_rows, make_warmup_pairs
 from jobs.starter.tokenizer import build_tokenizer
 
-RECIPE_VERSION = 1  # bump whenever the data or the warm-up recipe changes
+# Bump whenever the data or the warm-up recipe changes. 2: a held-out test split per task (train,
+# validation and the model are byte-identical to 1's).
+RECIPE_VERSION = 2
 
 # Share of warm-up examples per task, times `warmup_pairs_per_task`. Support replies are the
 # easiest to imitate and matter least for the RLVR demos, so they get the smallest share.
@@ -37,6 +40,7 @@ class Recipe:
     seed: int = 0
     train_rows: int = 500
     validation_rows: int = 100
+    test_rows: int = 200  # held out: never trained on nor used to choose a checkpoint
     warmup_pairs_per_task: int = 5000
     vocab_size: int = 1024
     model: warmup.WarmupConfig = field(default_factory=warmup.WarmupConfig)
@@ -93,9 +97,14 @@ def _write_datasets(directory: Path, recipe: Recipe) -> None:
     data = directory / "datasets"
     data.mkdir(parents=True)
     for task in TASKS:
-        rows = make_rows(task, recipe.train_rows + recipe.validation_rows, recipe.seed)
-        _write_jsonl(data / f"{task}-train.jsonl", rows[: recipe.train_rows])
-        _write_jsonl(data / f"{task}-validation.jsonl", rows[recipe.train_rows :])
+        rows = iter_rows(task, recipe.seed)
+        train = list(itertools.islice(rows, recipe.train_rows))
+        validation = list(itertools.islice(rows, recipe.validation_rows))
+        # Drawn after the others from the same stream, so train and validation are the rows they
+        # were before the test split existed (and the warm-up, from its own stream, is untouched).
+        test = held_out_rows(rows, train + validation, recipe.test_rows)
+        for split, split_rows in (("train", train), ("validation", validation), ("test", test)):
+            _write_jsonl(data / f"{task}-{split}.jsonl", split_rows)
 
 
 def _build(directory: Path, recipe: Recipe, show_progress: bool) -> None:

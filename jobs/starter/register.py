@@ -32,6 +32,16 @@ DATASET_DESCRIPTIONS = {
 }
 
 
+SPLITS = ("train", "validation", "test")
+SPLIT_NOTES = {
+    "train": "train split",
+    "validation": "validation split",
+    # The demo jobs never read it, so it answers "how much better is the tuned model?" fairly.
+    "test": "test split: held out, never trained on or used to choose a checkpoint; evaluate "
+    "the base and the tuned model on it to compare them",
+}
+
+
 @dataclass
 class Registered:
     created: list[str] = field(default_factory=list)
@@ -47,7 +57,7 @@ def register_starter(owner: AbstractBaseUser, artifacts: Path) -> Registered:
     result = Registered()
     _register_model(owner, artifacts / "models" / STARTER_MODEL, result)
     for task in TASKS:
-        for split in ("train", "validation"):
+        for split in SPLITS:
             _register_dataset(owner, task, split, artifacts / "datasets", result)
         _register_reward(owner, task, result)
     return result
@@ -72,7 +82,7 @@ def _register_dataset(
     if owned(Dataset, owner).filter(name=name).exists():
         result.existing.append(f"dataset {name}")
         return
-    description = f"{DATASET_DESCRIPTIONS[task]} ({split} split)"
+    description = f"{DATASET_DESCRIPTIONS[task]} ({SPLIT_NOTES[split]})"
     register_dataset_file(
         owner, name, directory / f"{name}.jsonl", Dataset.Source.STARTER, description
     )

@@ -9,9 +9,10 @@ honest situation RFT exists for, and exactly what a reward can teach.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,9 +148,35 @@ TASKS: dict[str, Callable[[random.Random, int], Example]] = {
 }
 
 
-def make_rows(task: str, count: int, seed: int) -> list[Row]:
+def iter_rows(task: str, seed: int) -> Iterator[Row]:
+    """The task's rows, endlessly. Prefix-stable: row i depends only on the seed and the rows
+    before it, so drawing more rows later (a test split) never changes the earlier ones."""
     rng = random.Random(f"{task}-rows-{seed}")
-    return [TASKS[task](rng, index).row for index in range(count)]
+    for index in itertools.count():
+        yield TASKS[task](rng, index).row
+
+
+def make_rows(task: str, count: int, seed: int) -> list[Row]:
+    return list(itertools.islice(iter_rows(task, seed), count))
+
+
+def prompt_key(row: Row) -> str:
+    """What makes two rows the same question: their prompt messages."""
+    return json.dumps(row["messages"], sort_keys=True)
+
+
+def held_out_rows(rows: Iterator[Row], seen: list[Row], count: int) -> list[Row]:
+    """The next `count` rows of the endless `rows` whose prompt is in neither `seen` nor an earlier
+    pick. The generator can repeat a question (same name, item and numbers), and a test row that a
+    job trained on or chose its checkpoint by would not be held out: such rows are dropped."""
+    taken = {prompt_key(row) for row in seen}
+    picked: list[Row] = []
+    while len(picked) < count:
+        row = next(rows)
+        if prompt_key(row) not in taken:
+            taken.add(prompt_key(row))
+            picked.append(row)
+    return picked
 
 
 def make_warmup_pairs(task: str, count: int, seed: int) -> list[tuple[list[dict[str, str]], str]]:
