@@ -47,8 +47,8 @@ LAZY_IMPORTS: dict[tuple[str, str], str] = {
 
 # Outside its subpackages, jobs/ holds the app's core only.
 JOBS_CORE = {
-    "actions", "api", "apps", "consumers", "events", "health", "models", "summary", "tasks", "urls",
-    "views",
+    "actions", "api", "apps", "consumers", "events", "health", "models", "page_cache", "summary",
+    "tasks", "urls", "views",
 }  # fmt: skip
 JOBS_PACKAGES = {
     "datasets", "management", "migrations", "registry", "starter", "templatetags", "training",

@@ -214,6 +214,7 @@ def test_a_job_the_queue_cannot_take_is_a_503_and_leaves_nothing(
         client_for(cut_off, trainer).fine_tuning.jobs.create(**body)
     assert caught.value.status_code == 503 and caught.value.code == "queue_unavailable"
     assert (Job.objects.count(), RewardFunction.objects.count()) == before
-    created = client_for(server, trainer).fine_tuning.jobs.create(**body)  # control: queued
-    assert created.status == "queued"
+    created = client_for(server, trainer).fine_tuning.jobs.create(**body)  # control: accepted
+    # queued, or already picked up by the idle gpu worker by the time the reply is written
+    assert created.status in ("queued", "validating_files")
     client_for(server, trainer).fine_tuning.jobs.cancel(created.id)
