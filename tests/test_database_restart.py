@@ -28,6 +28,7 @@ from rftconsole.services import create_api_key
 from tests.support.processes import free_port, wait_until
 from tests.support.reports import record
 from tests.support.stack import start_web
+from tests.support.up_console import status_of
 from tests.test_training import launch, train_steps, wait_for
 
 pytestmark = [
@@ -66,13 +67,7 @@ def job_answers(base_url: str, api_key: str, job_id: int) -> int | None:
     request = urllib.request.Request(  # noqa: S310 - our own loopback URL
         f"{base_url}/api/jobs/{job_id}/", headers={"Authorization": f"Bearer {api_key}"}
     )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-    except OSError:
-        return None
+    return status_of(request, timeout=10)
 
 
 def reconnects_logged(live_stack: Supervisor) -> int:

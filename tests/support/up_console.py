@@ -106,8 +106,13 @@ def post_dataset(base_url: str, api_key: str, name: str, content: bytes) -> int 
             "Content-Type": f"multipart/form-data; boundary={boundary}",
         },
     )
+    return status_of(request, timeout=60)
+
+
+def status_of(request: urllib.request.Request, timeout: float) -> int | None:
+    """The HTTP status the console answers `request` with; None when the connection fails."""
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
             return int(response.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
