@@ -73,7 +73,7 @@ def database_from_url(url: str) -> dict[str, object]:
         if not name:
             raise ImproperlyConfigured(f"DATABASE_URL={url!r} names no database.")
         return {
-            "ENGINE": "django.db.backends.postgresql",
+            "ENGINE": "rftconsole.postgresql",  # Django's, accepting NUL (see its base.py)
             "NAME": name,
             "USER": unquote(parsed.username or ""),
             "PASSWORD": unquote(parsed.password or ""),

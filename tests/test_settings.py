@@ -39,7 +39,7 @@ def test_it_splits_lists_on_commas(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_it_parses_a_postgres_url() -> None:
     db = database_from_url("postgres://rft:p%40ss@db.internal:5433/console")
-    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert db["ENGINE"] == "rftconsole.postgresql"  # Django's, storing NUL as U+FFFD
     assert (db["NAME"], db["USER"], db["PASSWORD"]) == ("console", "rft", "p@ss")
     assert (db["HOST"], db["PORT"]) == ("db.internal", "5433")
 
