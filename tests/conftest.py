@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.core.management import call_command
 from django.test import Client
 from playwright.sync_api import Browser, sync_playwright
 
@@ -62,6 +64,14 @@ def live_stack(
 def starter_artifacts() -> Path:
     """The default starter build, made once and cached across runs (see tests/settings.py)."""
     return ensure_artifacts(Recipe(), show_progress=False)
+
+
+@pytest.fixture
+def trainer_user(starter_artifacts: Path, db: None) -> User:
+    """alice, with the starter model, the demo datasets and their rewards (bootstrap_starter)."""
+    user = User.objects.create_user("alice")
+    call_command("bootstrap_starter", "--no-progress", "--user", "alice", stdout=io.StringIO())
+    return user
 
 
 @pytest.fixture
