@@ -12,7 +12,8 @@ Client → server:
   With `"fresh": true` the turn starts a new conversation: every chat is emptied first, and with
   a `row` the models are sent exactly the row's prompt as validation sends it (its turns up to
   the last user turn, that turn's text being `text`), not the chat so far nor the session's
-  system prompt, so scores match validation's.
+  system prompt, so scores match validation's. `response_format` (as on /v1/chat/completions:
+  json_object, or json_schema with a schema) holds every model's answer to it, for that turn.
 - `{"type": "feedback", "log_id": int, "value": "up" | "down" | ""}` rates an answer.
 
 Server → client: `start`, then per model `token` events, one `done` (text, stats, log id) and one
@@ -40,7 +41,9 @@ from playground.inference.pool import Served, get_pool
 from playground.inference.streaming import chat_prompt_ids, stream_choices
 from playground.inference.types import Delta, GenerationError, Sampling
 from playground.models import PlaygroundSession
+from playground.v1.params import ApiError
 from playground.v1.responses import create_invocation_log
+from playground.v1.structured import response_format_grammar
 from rftconsole.ownership import owned
 from rftconsole.parsers import json_safe, strict_loads
 from rftconsole.websockets import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
@@ -64,6 +67,7 @@ class Turn:
     messages: list[dict[str, str]]
     prompt_ids: list[int]
     sampling: Sampling
+    response_format: dict[str, Any] | None = None  # as sent, for the log; enforced by sampling
 
 
 class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
@@ -162,6 +166,11 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(fresh, bool):
             await self.error("'fresh' must be true or false.")
             return
+        try:  # the "JSON schema" option: a grammar every model's answer is held to
+            grammar = response_format_grammar(content.get("response_format"))
+        except ApiError as error:
+            await self.error(error.message)
+            return
         try:
             session = await database_sync_to_async(self.prepare)(settings, text, row, fresh)
         except sessions.SessionError as error:
@@ -170,9 +179,11 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         if session is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        turns = await self.prepare_models(session, text)
+        turns = await self.prepare_models(session, text, grammar)
         if turns is None:
             return
+        for turn in turns:
+            turn.response_format = content.get("response_format") if grammar else None
         self.turn = asyncio.create_task(self.run_turn(session, text, row, turns))
 
     def prepare(
@@ -188,7 +199,9 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
             sessions.start_fresh(session, prompt)
         return session
 
-    async def prepare_models(self, session: PlaygroundSession, text: str) -> list[Turn] | None:
+    async def prepare_models(
+        self, session: PlaygroundSession, text: str, grammar: str | None = None
+    ) -> list[Turn] | None:
         """Load each model and fit its prompt, or send why the turn cannot start (then None)."""
         entries = await database_sync_to_async(sessions.session_models)(session)
         if len(entries) < sessions.MIN_MODELS:
@@ -225,6 +238,7 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
                 top_p=session.top_p,
                 max_tokens=max_tokens,
                 seed=session.seed,
+                grammar=grammar,
             )
             turns.append(Turn(entry, served, messages, ids, sampling))
         return turns
@@ -273,6 +287,8 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         stats = answer_stats(started, first, ended, len(turn.prompt_ids), tokens)
         request = {"model": turn.entry.name, "messages": turn.messages}
         request.update(sessions.sampling_body(session))
+        if turn.response_format is not None:
+            request["response_format"] = turn.response_format
         log = await create_invocation_log(
             self.user,
             turn.entry.name[:100],

@@ -115,13 +115,52 @@ def filter_logs(
     return logs.filter(joined)
 
 
-def request_messages(request: Any) -> Any:
-    """The request's messages, ending at the last user turn when the chat ends with the assistant
-    (a logged multi-turn chat): the model is trained to answer the user, not to continue itself.
+def prompt_messages(request: Any) -> Any:
+    """What a logged request asked, as chat messages, whichever /v1 route it came to: a chat's
+    `messages`; a Responses call's `instructions` (as the system message) and `input` (a string
+    or message items); a legacy completion's `prompt`, one `prompt` message per prompt (token
+    ids shown as JSON). Anything else (malformed, or an imported log) is `messages` unchanged."""
+    if not isinstance(request, dict) or "messages" in request:
+        return request.get("messages") if isinstance(request, dict) else None
+    if "input" in request:
+        return _responses_messages(request)
+    if "prompt" in request:
+        prompt = request["prompt"]
+        many = isinstance(prompt, list) and all(isinstance(p, str | list) for p in prompt)
+        prompts = prompt if many and prompt else [prompt]
+        shown = [p if isinstance(p, str) else json.dumps(p) for p in prompts]
+        return [{"role": "prompt", "content": text} for text in shown]
+    return None
 
-    Anything malformed is passed on unchanged, so the importer names the problem by log.
+
+def _responses_messages(request: dict[str, Any]) -> list[Any]:
+    given = request["input"]
+    items = [{"role": "user", "content": given}] if isinstance(given, str) else given
+    messages: list[Any] = []
+    if isinstance(request.get("instructions"), str) and request["instructions"]:
+        messages.append({"role": "system", "content": request["instructions"]})
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            messages.append(item)
+            continue
+        content = item.get("content")
+        if isinstance(content, list):  # input_text / output_text parts, joined as the endpoint does
+            texts = [p.get("text") for p in content if isinstance(p, dict)]
+            content = "".join(t for t in texts if isinstance(t, str))
+        role = "system" if item.get("role") == "developer" else item.get("role")
+        messages.append({"role": role, "content": content})
+    return messages
+
+
+def request_messages(request: Any) -> Any:
+    """The request's messages (prompt_messages), ending at the last user turn when the chat ends
+    with the assistant (a logged multi-turn chat): the model is trained to answer the user, not
+    to continue itself.
+
+    Anything malformed is passed on unchanged, so the importer names the problem by log (a
+    legacy completion's `prompt` messages too: a raw prompt is not a conversation).
     """
-    messages = request.get("messages") if isinstance(request, dict) else None
+    messages = prompt_messages(request)
     if not isinstance(messages, list) or not messages:
         return messages
     last = messages[-1]

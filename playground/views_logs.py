@@ -15,11 +15,15 @@ from django.views.decorators.http import require_GET, require_POST
 
 from jobs.datasets.importer import DatasetError
 from playground.log_import import import_upload
-from playground.logs import LogFilterError, metadata_equals
+from playground.logs import LogFilterError, metadata_equals, prompt_messages
 from playground.models import Deployment, InvocationLog
 from rftconsole.ownership import get_owned_or_404, owned
 
 PAGE_SIZE = 50
+# Request keys shown as the prompt, not among the sampling settings.
+PROMPT_KEYS = ("messages", "model", "input", "instructions", "prompt")
+# The /v1 route of a console log, by its `operation` (blank: chat, from the endpoint or playground).
+ROUTES = {"": "chat completions", "completions": "/v1/completions", "responses": "/v1/responses"}
 
 
 @require_GET
@@ -65,10 +69,14 @@ def log_detail(request: HttpRequest, log_id: int) -> HttpResponse:
     metadata and feedback (the list cuts prompts at 160 characters)."""
     log = get_owned_or_404(InvocationLog, request.user, pk=log_id)
     body = log.request if isinstance(log.request, dict) else {}
-    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
-    sampling = {k: v for k, v in body.items() if k not in ("messages", "model")}
+    messages = prompt_messages(body)
+    messages = messages if isinstance(messages, list) else []
+    sampling = {k: v for k, v in body.items() if k not in PROMPT_KEYS}
     context = {
         "log": log,
+        "route": ROUTES.get(log.operation, "")
+        if log.source == InvocationLog.Source.CONSOLE
+        else "",
         "prompt": [_shown(m) for m in messages if isinstance(m, dict)],  # `messages` are flashes
         "sampling": sampling,
         "total_tokens": log.prompt_tokens + log.completion_tokens,

@@ -3,6 +3,7 @@ that shares base weights between adapters, and privacy between users."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from datetime import timedelta
@@ -22,7 +23,7 @@ from jobs.models import ModelEntry
 from jobs.registry.services import register_model
 from playground.deployments import DeploymentError, deploy
 from playground.inference.generate import run_choices
-from playground.inference.pool import InferencePool, Served, get_pool
+from playground.inference.pool import UNKNOWN_CONTEXT, InferencePool, Served, get_pool
 from playground.inference.streaming import chat_prompt_ids
 from playground.inference.types import Delta, Finish, Sampling, StopScanner
 from playground.models import Deployment
@@ -203,3 +204,19 @@ def test_a_deployment_stuck_loading_past_the_deadline_fails_with_that_reason(
         f"Loading did not finish in {settings.RFT_DEPLOYMENT_LOAD_DEADLINE} s (the web process "
         "restarted?): deploy the model again."
     )
+
+
+@pytest.mark.django_db
+def test_a_model_whose_config_names_no_context_length_is_still_held_to_one(
+    alice: User, tmp_path: Path
+) -> None:
+    directory = save_tiny_model(tmp_path / "no-context")
+    config = json.loads((directory / "config.json").read_text())
+    del config["max_position_embeddings"]  # transformers falls back to its default on load
+    (directory / "config.json").write_text(json.dumps(config))
+    unknown = register_model(alice, str(directory), "no-context")
+    known = register_model(alice, str(save_tiny_model(tmp_path / "known")), "known")
+    assert unknown.context_length is None and known.context_length == 256
+    pool = get_pool()
+    assert pool.get(unknown).context_length == UNKNOWN_CONTEXT  # the endpoint's cap on a prompt
+    assert pool.get(known).context_length == 256  # control: the config's own figure

@@ -16,7 +16,9 @@ class ByteTokenizer:
 
 def test_a_decoded_nul_is_passed_on_as_the_replacement_character_and_the_rest_is_kept() -> None:
     sent: list[str] = []
-    streamer = _ChoiceStreamer(ByteTokenizer(), lambda text, _tokens: sent.append(text), eos=set())
+    streamer = _ChoiceStreamer(
+        ByteTokenizer(), lambda text, _tokens, _logprobs: sent.append(text), eos=set()
+    )
     for ids in ([104], [104, 105], [0], [33]):  # the prompt, then "hi", NUL, "!"
         streamer.put(torch.tensor(ids))
     streamer.end()
@@ -26,7 +28,9 @@ def test_a_decoded_nul_is_passed_on_as_the_replacement_character_and_the_rest_is
 
 def test_ordinary_text_passes_unchanged() -> None:  # the control
     sent: list[str] = []
-    streamer = _ChoiceStreamer(ByteTokenizer(), lambda text, _tokens: sent.append(text), eos=set())
+    streamer = _ChoiceStreamer(
+        ByteTokenizer(), lambda text, _tokens, _logprobs: sent.append(text), eos=set()
+    )
     for ids in ([104], [79, 75]):
         streamer.put(torch.tensor(ids))
     streamer.end()

@@ -72,6 +72,12 @@ class LoadedWeights:
             yield self.peft
 
 
+# A model whose config names no context length (no `max_position_embeddings` / `n_positions`)
+# is still held to one: without it, a token-id prompt limited only by the body size could make
+# one request run a forward pass over hundreds of thousands of tokens.
+UNKNOWN_CONTEXT = 32_768
+
+
 @dataclass(frozen=True)
 class Served:
     """What a deployment's requests need: the weights, which adapter, its tokenizer."""
@@ -123,9 +129,10 @@ class InferencePool:
             adapter = self._attach(weights, path)
             tokenizer = weights.adapter_tokenizers.get(str(path), weights.tokenizer)
             context = entry.base.context_length
-            return Served(entry.name, weights, adapter, tokenizer, context)
+            return Served(entry.name, weights, adapter, tokenizer, context or UNKNOWN_CONTEXT)
         weights = self._weights_for(entry)
-        return Served(entry.name, weights, None, weights.tokenizer, entry.context_length)
+        context = entry.context_length or UNKNOWN_CONTEXT
+        return Served(entry.name, weights, None, weights.tokenizer, context)
 
     def unload(self, entry: ModelEntry) -> None:
         """Free an entry's memory now (its adapter only, for an adapter)."""

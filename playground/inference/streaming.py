@@ -22,12 +22,17 @@ if TYPE_CHECKING:  # the generating side (torch) is generate.py, imported on fir
 
 
 def chat_prompt_ids(
-    tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]
+    tokenizer: PreTrainedTokenizerBase,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None = None,
 ) -> list[int]:
     """The prompt's token ids, through the chat template when the model has one; a model without
-    one gets a plain `role: content` transcript (what it was most likely trained on)."""
+    one gets a plain `role: content` transcript (what it was most likely trained on). `tools`
+    (checked by playground.v1.tools to be ones the template renders) go to the template."""
     if getattr(tokenizer, "chat_template", None):
-        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        prompt = tokenizer.apply_chat_template(
+            messages, tools=tools, add_generation_prompt=True, tokenize=False
+        )
     else:
         prompt = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
     return list(tokenizer(prompt, add_special_tokens=False)["input_ids"])

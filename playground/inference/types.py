@@ -17,6 +17,26 @@ class Sampling:
     n: int = 1
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias) pairs
+    logprobs: bool = False  # report each generated token's log-probability
+    top_logprobs: int = 0  # and this many most likely tokens at each position
+    # An llguidance grammar the answer must match (response_format, a required tool call):
+    # built and checked by playground.inference.constraints, enforced in generate.py.
+    grammar: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token's log-probability under the model's raw next-token distribution, and
+    (for a generated token) the most likely tokens at its position, best first."""
+
+    id: int
+    token: str  # the text the tokenizer decodes this one token to
+    logprob: float
+    top: tuple[TokenLogprob, ...] = ()
+    bytes: tuple[int, ...] = ()  # its own bytes: UTF-8 of `token`, unless part of a character
 
 
 @dataclass(frozen=True)
@@ -24,6 +44,8 @@ class Delta:
     index: int
     text: str
     tokens: int  # generated so far in this choice: the count, should the finish never come
+    # With `logprobs`: the tokens whose text starts in `text` (see generate.py for the rule).
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -31,6 +53,9 @@ class Finish:
     index: int
     reason: str  # "stop" (end of turn or a stop sequence) or "length" (max_tokens reached)
     completion_tokens: int
+    # Every generated token id (the end-of-turn token and any past a stop sequence included):
+    # /v1/completions scores the returned tokens from these.
+    ids: tuple[int, ...] = ()
 
 
 class GenerationError(RuntimeError):

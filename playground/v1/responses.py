@@ -1,7 +1,7 @@
 """The bodies of OpenAI chat responses: a whole completion, or the chunks of a stream.
 
-Field for field what OpenAI sends (`chat.completion` / `chat.completion.chunk`, `logprobs: null`,
-`system_fingerprint`), so strict clients and SDK models parse them unchanged.
+Field for field what OpenAI sends (`chat.completion` / `chat.completion.chunk`, `logprobs` null
+unless asked for, `system_fingerprint`), so strict clients and SDK models parse them unchanged.
 """
 
 from __future__ import annotations
@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.http import StreamingHttpResponse
 
-from playground.inference.types import Delta, Finish
+from playground.inference.types import Delta, Finish, TokenLogprob
 from playground.models import Deployment, InvocationLog
 from playground.v1.params import ChatRequest
+from playground.v1.tools import answer_fields
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Call:
     texts: list[str] = field(default_factory=list)
     finishes: dict[int, Finish] = field(default_factory=dict)
     tokens: dict[int, int] = field(default_factory=dict)  # per choice, as far as generated
+    logprobs: dict[int, list[TokenLogprob]] = field(default_factory=dict)  # per choice, if asked
 
     def usage(self) -> dict[str, int]:
         completion = sum(self.tokens.values())
@@ -47,6 +51,7 @@ class Call:
         if isinstance(event, Delta):
             self.texts[event.index] += event.text
             self.tokens[event.index] = event.tokens
+            self.logprobs.setdefault(event.index, []).extend(event.logprobs)
         else:
             self.finishes[event.index] = event
             self.tokens[event.index] = event.completion_tokens
@@ -82,15 +87,18 @@ async def create_invocation_log(
 
 
 def completion_body(call: Call) -> dict[str, Any]:
-    choices = [
-        {
-            "index": index,
-            "message": {"role": "assistant", "content": text, "refusal": None},
-            "logprobs": None,
-            "finish_reason": call.finishes[index].reason if index in call.finishes else "stop",
-        }
-        for index, text in enumerate(call.texts)
-    ]
+    choices = []
+    for index, text in enumerate(call.texts):
+        reason = call.finishes[index].reason if index in call.finishes else "stop"
+        fields, reason = answer_fields(call.chat.tools, text, reason)  # tool calls read back
+        choices.append(
+            {
+                "index": index,
+                "message": {"role": "assistant", "content": text, "refusal": None, **fields},
+                "logprobs": logprobs_body(call, call.logprobs.get(index, [])),
+                "finish_reason": reason,
+            }
+        )
     return {
         "id": call.id, "object": "chat.completion", "created": call.created,
         "model": call.deployment.name, "choices": choices, "usage": call.usage(),
@@ -108,5 +116,32 @@ def chunk(call: Call, choices: list[dict[str, Any]], usage: Any = None) -> bytes
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
 
 
-def choice(index: int, delta: dict[str, Any], finish_reason: str | None = None) -> dict:
-    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+def choice(
+    index: int,
+    delta: dict[str, Any],
+    finish_reason: str | None = None,
+    logprobs: dict[str, Any] | None = None,
+) -> dict:
+    return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
+
+
+def logprobs_body(call: Call, entries: Sequence[TokenLogprob]) -> dict[str, Any] | None:
+    """A choice's (or a chunk's) `logprobs` in OpenAI's shape; null unless the request asked."""
+    if not call.chat.sampling.logprobs:
+        return None
+    return {"content": [_logprob(entry, top=True) for entry in entries], "refusal": None}
+
+
+def _logprob(entry: TokenLogprob, top: bool = False) -> dict[str, Any]:
+    body = {"token": entry.token, "logprob": entry.logprob, "bytes": list(entry.bytes)}
+    if top:
+        body["top_logprobs"] = [_logprob(alternative) for alternative in entry.top]
+    return body
+
+
+def event_stream_response(events: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    """Server-sent events as every /v1 route streams them: never cached, never buffered."""
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # tell reverse proxies not to buffer the stream
+    return response

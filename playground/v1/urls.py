@@ -2,13 +2,17 @@
 
 from django.urls import path
 
-from playground.v1 import files, fine_tuning, graders, views
+from playground.v1 import completions, files, fine_tuning, graders, responses_api, views
 
 openai_patterns = (
     [
         path("models", views.list_models, name="models"),
         path("models/<path:model>", views.retrieve_model, name="model"),
         path("chat/completions", views.chat_completions, name="chat-completions"),
+        path("completions", completions.completions, name="completions"),
+        path("responses", responses_api.create, name="responses"),
+        # <path:> so `/input_items` and malformed ids get the same "not stored" answer
+        path("responses/<path:response_id>", responses_api.stored, name="response"),
         path("fine_tuning/alpha/graders/run", graders.run, name="graders-run"),
         path("fine_tuning/alpha/graders/validate", graders.validate, name="graders-validate"),
         path("fine_tuning/jobs", fine_tuning.jobs, name="ft-jobs"),

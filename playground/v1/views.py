@@ -21,7 +21,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import SuspiciousOperation
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from jobs.registry.loading import ModelLoadError
@@ -31,9 +31,24 @@ from playground.inference.streaming import chat_prompt_ids, stream_choices
 from playground.inference.types import Delta, Finish, GenerationError
 from playground.models import Deployment, InvocationLog
 from playground.v1.ft_models import ft_deployment, ft_models
-from playground.v1.params import ApiError, ChatRequest, parse_body, parse_chat_request
+from playground.v1.params import (
+    ApiError,
+    ChatRequest,
+    check_vocabulary,
+    parse_body,
+    parse_chat_request,
+)
 from playground.v1.ratelimit import take
-from playground.v1.responses import Call, choice, chunk, completion_body
+from playground.v1.responses import (
+    Call,
+    choice,
+    chunk,
+    completion_body,
+    event_stream_response,
+    logprobs_body,
+)
+from playground.v1.structured import apply_response_format
+from playground.v1.tools import apply_tools, prepare_tools, stream_deltas
 from rftconsole.models import ApiKey
 from rftconsole.ownership import owned
 from rftconsole.services import authenticate_api_key
@@ -182,8 +197,11 @@ def _prepare(api_key: ApiKey, chat: ChatRequest) -> tuple[Deployment, Served, li
     """The deployment, its model in memory and the prompt's token ids, in one sync trip."""
     deployment = _deployment(api_key, chat.model)
     served = _served(deployment)
+    if chat.sampling.logit_bias:
+        check_vocabulary(chat.sampling, len(served.tokenizer))
+    tools = prepare_tools(served.tokenizer, chat)  # a 400 for a template without a tool format
     try:
-        prompt_ids = chat_prompt_ids(served.tokenizer, chat.messages)
+        prompt_ids = chat_prompt_ids(served.tokenizer, chat.messages, tools)
     except Exception as error:  # noqa: BLE001 - a template's own check, e.g. roles must alternate
         message = f"The messages do not fit this model's chat template: {error}"
         raise ApiError(400, message, param="messages") from None
@@ -216,6 +234,8 @@ async def chat_completions(request: HttpRequest, api_key: ApiKey) -> HttpRespons
     started = time.monotonic()
     body = parse_body(request.body)
     chat = parse_chat_request(body, settings.RFT_INFERENCE_MAX_TOKENS)
+    apply_response_format(body, chat)  # structured outputs (playground.v1.structured)
+    apply_tools(body, chat)  # tools, tool_choice (playground.v1.tools)
     deployment, served, prompt_ids = await sync_to_async(_prepare)(api_key, chat)
     call = Call(chat, body, deployment, api_key.owner, len(prompt_ids), started)
     call.texts = [""] * chat.sampling.n
@@ -228,11 +248,7 @@ async def chat_completions(request: HttpRequest, api_key: ApiKey) -> HttpRespons
         except BaseException:
             await events.aclose()
             raise
-        response: HttpResponse = StreamingHttpResponse(
-            _event_stream(call, events, log), content_type="text/event-stream"
-        )
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"  # tell reverse proxies not to buffer the stream
+        response: HttpResponse = event_stream_response(_event_stream(call, events, log))
     else:
         try:
             async with aclosing(events):  # a cancelled request stops its generation
@@ -268,8 +284,16 @@ async def _event_stream(
         async with aclosing(events):  # a client that goes away stops its generation
             async for event in events:
                 call.record(event)
-                if isinstance(event, Delta):
-                    yield chunk(call, [choice(event.index, {"content": event.text})])
+                if call.chat.tools is not None and call.chat.tools.reads_calls:
+                    # Tool calls are read back from the whole answer: sent when it finishes.
+                    reason = event.reason if isinstance(event, Finish) else None
+                    text = call.texts[event.index]
+                    for delta, end in stream_deltas(call.chat.tools, text, reason):
+                        yield chunk(call, [choice(event.index, delta, end)])
+                elif isinstance(event, Delta):
+                    logprobs = logprobs_body(call, event.logprobs)
+                    delta = choice(event.index, {"content": event.text}, logprobs=logprobs)
+                    yield chunk(call, [delta])
                 else:
                     yield chunk(call, [choice(event.index, {}, event.reason)])
         await complete_log()

@@ -28,6 +28,23 @@
     return data;
   }
 
+  // The response format ("JSON schema" option): null for text, false (error shown) for a schema
+  // that is not JSON; the server checks what the schema asks for and answers an error event.
+  function responseFormat() {
+    var kind = $("pg-format") ? $("pg-format").value : "text";
+    if (kind === "text") return null;
+    if (kind === "json_object") return { type: "json_object" };
+    var schema;
+    try { schema = JSON.parse($("pg-schema").value); } catch (error) {
+      showError("The JSON schema is not valid JSON: " + error.message);
+      return false;
+    }
+    return { type: "json_schema", json_schema: { name: "playground", schema: schema, strict: true } };
+  }
+  if ($("pg-format")) $("pg-format").addEventListener("change", function () {
+    $("pg-schema-field").hidden = this.value !== "json_schema";
+  });
+
   function item(className, text) {
     var li = document.createElement("li");
     li.className = className;
@@ -183,6 +200,8 @@
     if (!text.trim() || busy || closedForGood) return;
     if (!socket || socket.readyState !== WebSocket.OPEN) { showError("Not connected yet: try again in a moment."); return; }
     showError("");
+    var format = responseFormat();
+    if (format === false) return;
     setBusy(true);
     current = {};
     var fresh = rowPrompt !== null;
@@ -192,6 +211,7 @@
     });
     var message = { type: "send", text: text, row: row, settings: settings() };
     if (fresh) message.fresh = true;
+    if (format) message.response_format = format;
     rowPrompt = null; // follow-up messages continue the row's conversation
     socket.send(JSON.stringify(message));
     input.value = "";
