@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from jobs.events import send_job_event, status_event
@@ -15,7 +16,8 @@ from jobs.models import Dataset, Job, JobEvent, ModelEntry
 from jobs.training import hyperparameters
 from jobs.training.preflight import JobConfigError, default_profile, long_prompts, preflight
 from rewards.models import RewardVersion
-from rftconsole.celery import GPU_QUEUE
+from rftconsole.celery import GPU_QUEUE, gpu_queue_for
+from rftconsole.models import WorkerReport
 from rftconsole.queue import queue_on_commit
 from rftconsole.security.audit import audit
 
@@ -66,7 +68,56 @@ def claim(job_id: int, worker: str) -> Job | None:
 
 
 def enqueue(job: Job) -> None:
-    queue_on_commit("jobs.train_job", job.pk, queue=GPU_QUEUE)
+    """Send the job to `gpu` (one process) or `gpu.N` (N processes), which only gpu workers that
+    can host N processes consume; first say so on the job when none has reported that many."""
+    processes = hyperparameters.Hyperparameters.of_snapshot(job.config).num_processes
+    reason = waiting_reason(processes)
+    if reason:  # before it is sent: once sent, a worker may claim it at any moment
+        set_status(job, Job.Status.QUEUED, message=reason)
+    queue_on_commit("jobs.train_job", job.pk, queue=gpu_queue_for(processes))
+
+
+def waiting_reason(processes: int) -> str:
+    """Why a job of `processes` processes would wait: no gpu worker has reported that many. Empty
+    when one has, and for one process (any gpu worker runs it). Every report counts, however old,
+    as for the profile: a worker reports when it starts, and a long-running one must still count."""
+    if processes <= 1:
+        return ""
+    reports = WorkerReport.objects.filter(queue=GPU_QUEUE)
+    largest = reports.aggregate(largest=Max("processes"))["largest"]
+    if largest is not None and largest >= processes:
+        return ""
+    waiting = f"Waiting for a gpu worker that can run {processes} processes"
+    if largest is None:
+        return f"{waiting} (no gpu worker has reported yet)."
+    return f"{waiting} (the largest reports {largest})."
+
+
+def refuse_beyond_capacity(job: Job, capacity: int) -> bool:
+    """Fail a claimed job that needs more processes than this worker can host (its queue said it
+    could: its devices changed since it started, or the task was sent by hand)."""
+    processes = hyperparameters.Hyperparameters.of_snapshot(job.config).num_processes
+    if processes <= capacity:
+        return False
+    message = (
+        f"numProcesses is {processes} but worker {job.worker} can host only {capacity} "
+        "training processes (its CUDA devices, or CPU cores without CUDA)."
+    )
+    set_status(job, Job.Status.FAILED, message=message)
+    return True
+
+
+def requeue_or_fail(job: Job, lost: str) -> bool:
+    """After its worker or one of its processes died: queue the job again (it resumes from its
+    last checkpoint), or fail it once it has used its attempts. True when re-queued."""
+    if job.attempts >= settings.RFT_MAX_ATTEMPTS:
+        set_status(
+            job, Job.Status.FAILED, message=f"{lost}; gave up after {job.attempts} attempts."
+        )
+        return False
+    set_status(job, Job.Status.QUEUED, message=f"{lost}; resuming from the last checkpoint.")
+    enqueue(job)
+    return True
 
 
 def request_pause(job: Job) -> None:

@@ -125,6 +125,9 @@ class Job(OwnedModel):
     )
     hyperparameters = models.JSONField(default=dict, help_text="As given by the user.")
     config = models.JSONField(default=dict, help_text="Frozen at launch: shown as launched.")
+    launch = models.JSONField(
+        default=dict, blank=True, help_text="How the worker started it (jobs.training.distributed)."
+    )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     sub_status = models.CharField(max_length=200, blank=True)
     status_reason = models.TextField(blank=True)

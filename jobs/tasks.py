@@ -13,12 +13,13 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from jobs.actions import claim, enqueue, set_status
+from jobs.actions import claim, refuse_beyond_capacity, requeue_or_fail
 from jobs.models import Job, ModelEntry
 from jobs.registry.export import export_merged
 from jobs.registry.inspection import RegistryError, inspect_model_dir, resolve_hub_id
 from jobs.registry.services import apply_facts
 from jobs.training.reconnect import drop_connection
+from rftconsole.capacity import worker_capacity
 
 
 @shared_task(name="jobs.fetch_model")
@@ -44,6 +45,8 @@ def train_job(job_id: int) -> str:
     job = claim(job_id, train_job.request.hostname or socket.gethostname())
     if job is None:
         return "not claimed"
+    if refuse_beyond_capacity(job, worker_capacity()):
+        return Job.Status.FAILED
     with heartbeat(job_id):
         run_job(job)
     return Job.objects.filter(pk=job_id).values_list("status", flat=True).first() or "gone"
@@ -79,14 +82,8 @@ def reap_stale_jobs() -> list[int]:
     requeued = []
     for job in Job.objects.filter(status__in=Job.ACTIVE, heartbeat_at__lt=cutoff):
         lost = f"Worker {job.worker} stopped responding at step {job.current_step}"
-        if job.attempts >= settings.RFT_MAX_ATTEMPTS:
-            set_status(
-                job, Job.Status.FAILED, message=f"{lost}; gave up after {job.attempts} attempts."
-            )
-            continue
-        set_status(job, Job.Status.QUEUED, message=f"{lost}; resuming from the last checkpoint.")
-        enqueue(job)
-        requeued.append(job.pk)
+        if requeue_or_fail(job, lost):
+            requeued.append(job.pk)
     return requeued
 
 

@@ -12,7 +12,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(WorkerReport)
 class WorkerReportAdmin(admin.ModelAdmin):
-    list_display = ["hostname", "queue", "torch_version", "accelerator", "reported_at"]
+    list_display = ["hostname", "queue", "torch_version", "accelerator", "processes", "reported_at"]
 
 
 @admin.register(AuditEvent)

@@ -70,6 +70,9 @@ class WorkerReport(models.Model):
     pid = models.IntegerField()
     torch_version = models.CharField(max_length=50)
     accelerator = models.CharField(max_length=200, help_text="e.g. 'cpu' or 'cuda: 2 × H100'.")
+    processes = models.PositiveIntegerField(
+        default=1, help_text="Training processes it can host: its CUDA devices, or CPU cores."
+    )
     reported_at = models.DateTimeField()
 
     class Meta:

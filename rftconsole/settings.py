@@ -264,7 +264,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 
 CELERY_TASK_ROUTES = {"jobs.train_job": {"queue": "gpu"}}
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-jobs": {"task": "jobs.reap_stale_jobs", "schedule": 30.0},
+    "reap-stale-jobs": {
+        "task": "jobs.reap_stale_jobs",
+        # how often beat looks for silent workers (tests that kill one shorten the wait)
+        "schedule": float(env_int("RFT_REAP_INTERVAL", 30, minimum=1)),
+    },
     "fail-stuck-deployments": {"task": "playground.fail_stuck_deployments", "schedule": 60.0},
 }
 # A deployment still loading after this many seconds lost its loading thread (its web process

@@ -9,6 +9,7 @@ from importlib.metadata import version
 from celery import shared_task
 from django.utils import timezone
 
+from rftconsole.capacity import worker_capacity
 from rftconsole.models import WorkerReport
 
 
@@ -26,6 +27,7 @@ def report_worker(queue: str) -> dict[str, object]:
     """Record and return what this worker runs on; `up` uses it as an end-to-end readiness check."""
     hostname = report_worker.request.hostname or socket.gethostname()
     accelerator = describe_accelerator() if queue == "gpu" else "not used on this queue"
+    processes = worker_capacity() if queue == "gpu" else 1
     WorkerReport.objects.update_or_create(
         hostname=hostname,
         defaults={
@@ -33,7 +35,14 @@ def report_worker(queue: str) -> dict[str, object]:
             "pid": os.getpid(),
             "torch_version": version("torch"),
             "accelerator": accelerator,
+            "processes": processes,
             "reported_at": timezone.now(),
         },
     )
-    return {"hostname": hostname, "queue": queue, "accelerator": accelerator, "pid": os.getpid()}
+    return {
+        "hostname": hostname,
+        "queue": queue,
+        "accelerator": accelerator,
+        "processes": processes,
+        "pid": os.getpid(),
+    }

@@ -9,7 +9,6 @@ marker (tests/conftest.py); it restarts the machine's cluster the way the machin
 
 from __future__ import annotations
 
-import io
 import subprocess
 import time
 import urllib.request
@@ -18,7 +17,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
 from django.db import connections
 
 from jobs.models import Job
@@ -38,13 +36,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 STEPS = 6
-
-
-@pytest.fixture
-def trainer_user(starter_artifacts: Path) -> User:
-    user = User.objects.create_user("alice")
-    call_command("bootstrap_starter", "--no-progress", "--user", "alice", stdout=io.StringIO())
-    return user
 
 
 def restart_postgresql() -> float:

@@ -16,7 +16,7 @@ from django.test import Client
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerControl
 
 from jobs.actions import claim, create_job
-from jobs.models import Dataset, Job, ModelEntry
+from jobs.models import Dataset, Job, MetricPoint, ModelEntry
 from jobs.registry.export import export_merged
 from jobs.registry.loading import load_for_inference
 from jobs.registry.services import register_model
@@ -79,6 +79,27 @@ def test_a_step_where_most_rewards_failed_fails_the_job_with_the_count(job: Job)
 
     with pytest.raises(RewardErrorsExceeded, match="6 of 8 rewards failed at step 3"):
         callback.on_log(None, state, TrainerControl(), logs={"reward": 0.1})  # type: ignore[arg-type]
+
+
+def log_step(callback: JobCallback, step: int) -> None:
+    """A logged step in which all 8 rewards were scored."""
+    callback.bridge.current.samples = 8
+    state = SimpleNamespace(global_step=step, epoch=step / 10)
+    callback.on_log(None, state, TrainerControl(), logs={"reward": 0.5})  # type: ignore[arg-type]
+
+
+def test_a_step_on_cuda_records_rank_0s_peak_gpu_memory_and_a_cpu_step_none(
+    job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    callback = callback_for(job)
+    log_step(callback, 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the GPU: the outside edge
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 1.5 * 1024**3)
+    log_step(callback, 2)
+
+    points = {p.step: p.values for p in MetricPoint.objects.filter(job=job, kind="train")}
+    assert "gpu_memory_peak_gib" not in points[1]  # CPU: nothing to record
+    assert points[2]["gpu_memory_peak_gib"] == 1.5
 
 
 def test_a_tuned_adapter_downloads_and_merges_into_equivalent_full_weights(

@@ -39,6 +39,7 @@ LAZY_IMPORTS: dict[tuple[str, str], str] = {
         "rftconsole.security.outbound",
     ): "httpx2 only when a judge's host is checked",
     ("rftconsole.apps", "rftconsole.security.audit"): "Django: signal receivers connect in ready()",
+    ("jobs.training.rank", "jobs.training.rank_job"): "a rank process sets Django up first",
     (
         "rftconsole.apps",
         "rftconsole.security.crypto",

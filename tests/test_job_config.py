@@ -159,6 +159,21 @@ def test_an_unknown_hyperparameter_is_refused_by_name() -> None:
     assert resolve({"warmupSteps": 3}, "cpu")[1] == {"warmupSteps": "unknown hyperparameter"}
 
 
+def test_several_processes_must_each_sample_whole_groups() -> None:
+    _, errors = resolve({"numProcesses": 3, "batchSize": 64, "trainingSamplePerPrompt": 8}, "cpu")
+    assert "numProcesses × trainingSamplePerPrompt (3 × 8 = 24)" in errors["numProcesses"]
+    assert resolve({"numProcesses": 2, "batchSize": 64}, "cpu")[1] == {}  # control: 64 = 2 × 32
+
+
+def test_a_sharded_strategy_needs_several_processes_and_a_cuda_worker() -> None:
+    _, one_process = resolve({"distributed": "fsdp"}, "gpu")
+    assert one_process == {"distributed": "fsdp shards across processes: set numProcesses ≥ 2"}
+    _, no_cuda = resolve({"distributed": "deepspeed-zero3", "numProcesses": 2}, "cpu")
+    assert "no gpu worker with CUDA has reported: use ddp" in no_cuda["distributed"]
+    given = {"distributed": "deepspeed-zero3", "numProcesses": 2}
+    assert resolve(given, "gpu")[1] == {}  # control: a console with a CUDA worker takes it
+
+
 def test_a_snapshot_from_before_final_model_existed_still_loads() -> None:
     values, _ = resolve({}, "gpu")
     del values["finalModel"]

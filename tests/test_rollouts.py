@@ -38,10 +38,13 @@ def call(bridge: RewardBridge, groups: int, size: int) -> None:
     bridge(prompts, completions, rows)
 
 
-def test_rollout_groups_is_a_bounded_hyperparameter_added_last_with_default_2() -> None:
+def test_rollout_groups_is_a_bounded_hyperparameter_added_after_final_model_with_default_2() -> (
+    None
+):
     values, errors = resolve({}, "cpu")
     assert values["rolloutGroups"] == 2 and not errors
-    assert list(values)[-1] == "rolloutGroups"
+    names = list(values)  # added at the end in its time: the later ones follow it
+    assert names[names.index("finalModel") + 1] == "rolloutGroups"
     assert resolve({"rolloutGroups": 65}, "cpu")[1] == {"rolloutGroups": "must be between 1 and 64"}
     assert resolve({"rolloutGroups": 0}, "cpu")[1] == {"rolloutGroups": "must be between 1 and 64"}
     assert Hyperparameters.from_bedrock({"rolloutGroups": 12}).rollout_groups == 12

@@ -14,13 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from jobs.events import metric_event, send_job_event
 from jobs.models import Checkpoint, Job, MetricPoint, Rollout
+from jobs.training.group import barrier, broadcast, gather, is_main
 from jobs.training.hyperparameters import Hyperparameters
 from jobs.training.reconnect import reconnecting
-from jobs.training.reward_bridge import RewardBridge
+from jobs.training.reward_bridge import RewardBridge, StepRewards, merge_steps
 
 KEEP_BEST_CHECKPOINTS = 3
 MAX_REWARD_ERROR_RATE = 0.5
@@ -90,7 +92,8 @@ class JobCallback(TrainerCallback):
         self,
         job: Job,
         bridge: RewardBridge,
-        evaluate: Callable[[Any, int], dict[str, Any]],  # (model, step) -> eval metric values
+        # (model, step) -> eval metric values; in a group every rank calls it (validation.py)
+        evaluate: Callable[[Any, int], dict[str, Any]],
         previous_seconds: float,
         hp: Hyperparameters | None = None,
     ) -> None:
@@ -114,9 +117,19 @@ class JobCallback(TrainerCallback):
     ) -> TrainerControl:
         step = state.global_step
         if step % self.hp.eval_interval == 0 or step == state.max_steps:
-            self.last_eval = self.evaluate(kwargs["model"], step)
-            record_metric(self.job, "eval", step, state.epoch or 0.0, self.last_eval)
+            values = self.evaluate(kwargs["model"], step)  # every rank its share of the rows
+            if is_main():
+                self.last_eval = values
+                record_metric(self.job, "eval", step, state.epoch or 0.0, values)
             control.should_save = True
+        requested = broadcast(self.decide(step) if is_main() else None)  # one decision for all
+        if requested:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def decide(self, step: int) -> str | None:
+        """Rank 0's look at the user's requests and the wall-clock budget after `step`."""
         requested = reconnecting(self.requested, "the job's requests")
         budget = self.hp.max_wall_clock_minutes * 60
         if not requested and budget and self.training_seconds() >= budget:
@@ -126,10 +139,7 @@ class JobCallback(TrainerCallback):
                 f"at step {step}. Resume to continue, or raise the budget in a clone."
             )
             Job.objects.filter(pk=self.job.pk).update(requested=requested)
-        if requested:
-            control.should_save = True
-            control.should_training_stop = True
-        return control
+        return requested
 
     def requested(self) -> str | None:
         return Job.objects.filter(pk=self.job.pk).values_list("requested", flat=True).first()
@@ -144,10 +154,14 @@ class JobCallback(TrainerCallback):
     ) -> None:
         if not logs or "reward" not in logs:
             return  # the end-of-training summary, not a step
-        step, rewards = state.global_step, self.bridge.take_step()
+        step, rewards = state.global_step, self.step_rewards()
         # Checked before anything reads TRL's numbers: when every reward failed TRL logs the mean
         # as None (or NaN), and the reason to show is the reward's, not a conversion error.
         failure = reward_failure(rewards.errors, rewards.samples, step)
+        if not is_main():  # every rank raises the same failure; rank 0 alone records the step
+            if failure:
+                raise failure
+            return
         values = {
             ours: log_number(logs[theirs]) for theirs, ours in LOG_KEYS.items() if theirs in logs
         }
@@ -159,6 +173,9 @@ class JobCallback(TrainerCallback):
             round((tokens - self.last_tokens) / seconds, 1) if seconds else 0.0
         )
         self.step_started, self.last_tokens = time.monotonic(), tokens
+        # Peak GPU memory so far (torch's allocator, rank 0's device), for bench/gpu_check.sh.
+        if torch.cuda.is_available():
+            values["gpu_memory_peak_gib"] = round(torch.cuda.max_memory_allocated() / 1024**3, 3)
         rollouts = [
             Rollout(job=self.job, step=step, reward_output=rewards.output, **group)
             for group in rewards.groups
@@ -174,6 +191,10 @@ class JobCallback(TrainerCallback):
         if failure:
             raise failure
 
+    def step_rewards(self) -> StepRewards:
+        """This step's rewards: with several ranks, every rank's scored completions together."""
+        return merge_steps(gather(self.bridge.take_step()), self.bridge.rollout_groups)
+
     def replace_rollouts(self, step: int, rollouts: list[Rollout]) -> None:
         Rollout.objects.filter(job=self.job, step=step).delete()  # a replayed step replaces its own
         Rollout.objects.bulk_create(rollouts)
@@ -181,6 +202,9 @@ class JobCallback(TrainerCallback):
     def on_save(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        barrier()  # every rank has written its part (its RNG state) before the row says "saved"
+        if not is_main():
+            return
         step = state.global_step
         path = Path(args.output_dir) / f"checkpoint-{step}"
         evaluation = self.last_eval or {}

@@ -21,25 +21,22 @@ from jobs.models import Checkpoint, Job, MetricPoint
 from jobs.registry.loading import SamplingSettings, load_for_inference, load_tokenizer
 from jobs.training.callback import JobCallback, record_metric
 from jobs.training.data import JobData, prepare, to_hf_dataset
-from jobs.training.evaluation import evaluate_loaded, pick_rows
+from jobs.training.distributed import trainer_settings, unsupported, vllm_available
+from jobs.training.facts import WorkerFacts, job_dir, record_launch
+from jobs.training.group import broadcast, is_main, world_size
 from jobs.training.hyperparameters import Hyperparameters
+from jobs.training.launch import run_group
 from jobs.training.output import publish_output
 from jobs.training.reconnect import reconnecting
 from jobs.training.reward_bridge import RewardBridge
 from jobs.training.schedule import total_steps
-from jobs.training.validation_answers import save_answers
-from rftconsole.paths import data_dir, safe_child
+from jobs.training.validation import Validator
 
 logger = logging.getLogger(__name__)
 
 
 class JobFailure(RuntimeError):
     """A failure with a reason meant for the user."""
-
-
-def job_dir(job: Job) -> Path:
-    """Checkpoints and scratch of one job, named by its id (job.name is only a label)."""
-    return safe_child(data_dir(), "jobs", str(job.pk))
 
 
 def sampling(hp: Hyperparameters) -> SamplingSettings:
@@ -58,11 +55,15 @@ def load_base(job: Job) -> PreTrainedModel:
 
 def grpo_config(hp: Hyperparameters, output_dir: Path) -> GRPOConfig:
     cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
     return GRPOConfig(
         output_dir=str(output_dir),
         num_train_epochs=hp.epoch_count,
         max_steps=hp.max_steps or -1,
-        per_device_train_batch_size=hp.batch_size,
+        # Each of the job's processes takes its share of a step's completions (whole groups:
+        # hyperparameters checks batchSize % (numProcesses × samples)); one step is the same
+        # batch whatever the process count, so curves and step counts compare.
+        per_device_train_batch_size=hp.batch_size // world_size(),
         num_generations=hp.training_sample_per_prompt,
         max_completion_length=hp.inference_max_tokens,
         learning_rate=hp.learning_rate,
@@ -75,9 +76,9 @@ def grpo_config(hp: Hyperparameters, output_dir: Path) -> GRPOConfig:
         save_strategy="steps",
         save_steps=hp.eval_interval,
         report_to=[],
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
         disable_tqdm=True,
+        # the device, precision, checkpointing, sharding and vLLM choices (distributed.py)
+        **trainer_settings(hp, cuda, bf16, vllm_available()),
     )
 
 
@@ -104,13 +105,36 @@ def latest_checkpoint(job: Job) -> str | None:
 
 
 def run_job(job: Job) -> None:
+    """Run a claimed job: in this process, or as a group of processes (numProcesses > 1)."""
+    hp = Hyperparameters.of_snapshot(job.config)
+    worker = WorkerFacts.here()
+    reason = unsupported(hp, worker.cuda, worker.devices, worker.deepspeed)
+    if reason:
+        set_status(job, Job.Status.FAILED, message=f"This worker cannot run the job: {reason}.")
+        return
+    if hp.num_processes > 1:
+        run_group(job, hp, worker)
+        return
+    record_launch(job, hp, worker, None)
     try:
         _run(job)
-    except JobFailure as failure:
-        set_status(job, Job.Status.FAILED, message=str(failure))
     except Exception as error:  # noqa: BLE001 - any crash fails the job with its reason
-        logger.exception("job %s crashed", job.pk)
-        set_status(job, Job.Status.FAILED, message=failure_reason(error))
+        fail(job, error)
+
+
+def run_rank(job: Job) -> None:
+    """One rank of a group (jobs/training/rank.py). A failure is not recorded here: the rank
+    reports it and exits non-zero, torchrun ends the group, and the launcher settles the job (a
+    rank whose peer was killed fails too, and must not fail the job: it resumes)."""
+    _run(job)
+
+
+def fail(job: Job, error: Exception) -> None:
+    if isinstance(error, JobFailure):
+        set_status(job, Job.Status.FAILED, message=str(error))
+        return
+    logger.exception("job %s crashed", job.pk)
+    set_status(job, Job.Status.FAILED, message=failure_reason(error))
 
 
 def failure_reason(error: Exception) -> str:
@@ -127,35 +151,22 @@ def failure_reason(error: Exception) -> str:
 
 def _run(job: Job) -> None:
     hp = Hyperparameters.of_snapshot(job.config)  # resolved once; everything below reads it
-    set_status(job, Job.Status.VALIDATING, "Reading the data")
+    announce(job, Job.Status.VALIDATING, "Reading the data")
     tokenizer = load_tokenizer(job.base_model.path)
     data = prepare(job, tokenizer, hp)
     check_data(job, data, hp)
-    set_status(job, Job.Status.VALIDATING, "Loading the base model")
+    announce(job, Job.Status.VALIDATING, "Loading the base model")
     model = load_base(job)
 
-    def evaluate(current: PreTrainedModel, step: int | None = None) -> dict[str, Any]:
-        """Validate `current`; with a step, its answers are kept for that checkpoint's page."""
-        was_training = current.training
-        current.eval()
-        rows = pick_rows(data.validation, hp.eval_samples or None, hp.seed)  # same rows each time
-
-        def keep(rows: list[dict], answers: list[str], results: list) -> None:
-            if step is not None:
-                reconnecting(
-                    lambda: save_answers(job, step, rows, answers, results),
-                    f"validation answers of step {step}",
-                )
-
-        result = evaluate_loaded(
-            current, tokenizer, rows, job.reward_version, sampling(hp), on_rows=keep
-        )
-        current.train(was_training)
-        return result.summary()
-
-    if not MetricPoint.objects.filter(job=job, kind="eval", step=0).exists():
-        set_status(job, Job.Status.EVALUATING, "Validating the base model (step 0)")
-        record_metric(job, "eval", 0, 0.0, evaluate(model, 0))
+    evaluate = Validator(job, tokenizer, data.validation, hp.eval_samples or None, sampling(hp))
+    # every rank validates its share; rank 0, which alone can read and write, decides whether
+    if broadcast(
+        is_main() and not MetricPoint.objects.filter(job=job, kind="eval", step=0).exists()
+    ):
+        announce(job, Job.Status.EVALUATING, "Validating the base model (step 0)")
+        values = evaluate(model, 0)
+        if is_main():
+            record_metric(job, "eval", 0, 0.0, values)
     bridge = RewardBridge(job.reward_version, hp.training_sample_per_prompt, hp.rollout_groups)
     config = grpo_config(hp, job_dir(job) / "checkpoints")
     callback = JobCallback(job, bridge, evaluate, job.training_seconds, hp=hp)
@@ -169,8 +180,8 @@ def _run(job: Job) -> None:
         callbacks=[callback],
     )
     trainer.remove_callback(PrinterCallback)  # metrics go to the database, not to stdout
-    resume_from = latest_checkpoint(job)
-    set_status(
+    resume_from = broadcast(latest_checkpoint(job) if is_main() else None)  # one path for all
+    announce(
         job,
         Job.Status.TRAINING,
         f"Resuming from step {resume_from.rsplit('-', 1)[-1]}" if resume_from else "Training",
@@ -190,7 +201,7 @@ def check_data(job: Job, data: JobData, hp: Hyperparameters) -> None:
     if not data.validation:
         raise JobFailure("The validation set is empty: choose a validation dataset or a split.")
     if data.skipped_long:
-        set_status(
+        announce(
             job,
             Job.Status.VALIDATING,
             "Reading the data",
@@ -199,21 +210,44 @@ def check_data(job: Job, data: JobData, hp: Hyperparameters) -> None:
         )
 
 
+def needs_validation(job: Job, step: int) -> bool:
+    """Whether `step` has no validation yet (a resumed job may have it): rank 0 reads, all know."""
+    missing = is_main() and not MetricPoint.objects.filter(job=job, kind="eval", step=step).exists()
+    return broadcast(missing)
+
+
+def announce(job: Job, status: str, sub_status: str = "", message: str = "", **fields: Any) -> None:
+    """set_status on rank 0 (or the only process); the other ranks of a group stay silent."""
+    if is_main():
+        set_status(job, status, sub_status, message, **fields)
+
+
 def finish(job: Job, trainer: GRPOTrainer, callback: JobCallback, hp: Hyperparameters) -> None:
-    requested = Job.objects.filter(pk=job.pk).values_list("requested", flat=True).first()
-    Job.objects.filter(pk=job.pk).update(requested="", training_seconds=callback.training_seconds())
+    """After the training loop, on every rank of a group (validating and saving a sharded model
+    need them all); rank 0 reads the job's request and alone writes."""
+    requested = broadcast(
+        reconnecting(callback.requested, "the job's requests") if is_main() else None
+    )
+    if is_main():
+        Job.objects.filter(pk=job.pk).update(
+            requested="", training_seconds=callback.training_seconds()
+        )
     if requested == Job.Request.PAUSE:
         reason = callback.pause_reason or "Paused by the user. Resume continues from this step."
-        set_status(job, Job.Status.PAUSED, message=reason)
+        announce(job, Job.Status.PAUSED, message=reason)
         return
     step = trainer.state.global_step
-    if not MetricPoint.objects.filter(job=job, kind="eval", step=step).exists():
-        set_status(job, Job.Status.EVALUATING, f"Validating the final model (step {step})")
-        record_metric(
-            job, "eval", step, trainer.state.epoch or 0.0, callback.evaluate(trainer.model, step)
-        )
-    set_status(job, Job.Status.EVALUATING, "Saving the tuned model")
+    if broadcast(
+        is_main() and not MetricPoint.objects.filter(job=job, kind="eval", step=step).exists()
+    ):
+        announce(job, Job.Status.EVALUATING, f"Validating the final model (step {step})")
+        values = callback.evaluate(trainer.model, step)
+        if is_main():
+            record_metric(job, "eval", step, trainer.state.epoch or 0.0, values)
+    announce(job, Job.Status.EVALUATING, "Saving the tuned model")
     output, output_step = publish_output(job, trainer, hp)
+    if output is None:
+        return  # a rank other than 0: its part of the save is done
     published = {"output_model": output, "output_step": output_step}
     if requested == Job.Request.STOP:
         message = (

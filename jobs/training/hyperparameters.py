@@ -18,6 +18,9 @@ from typing import Any, get_type_hints
 Profile = str  # "cpu" or "gpu"
 LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo")
 FINAL_MODELS = ("best", "last")
+# How a job with several processes shares the model: DDP copies it to each process; FSDP and
+# DeepSpeed ZeRO shard it (for models that do not fit one device; CUDA only).
+DISTRIBUTED = ("ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3")
 
 
 LORA_TARGET_PRESETS = (  # suggestions; any comma-separated module names are accepted
@@ -130,6 +133,23 @@ class Hyperparameters:
     )
     rollout_groups: int = _param(
         "rolloutGroups", 2, 2, 1, 64, "Sampled groups kept per step for the rollouts page."
+    )
+    num_processes: int = _param(
+        "numProcesses",
+        1,
+        1,
+        1,
+        64,
+        "Training processes (one per GPU, or CPU processes): each takes batchSize / numProcesses.",
+    )
+    distributed: str = _param(
+        "distributed",
+        "ddp",
+        "ddp",
+        None,
+        None,
+        "With several processes: ddp (a copy each), or fsdp / deepspeed-zero2 / -zero3 (sharded).",
+        choices=DISTRIBUTED,
     )
 
     @classmethod
@@ -245,6 +265,15 @@ def _cross_checks(hp: Hyperparameters) -> dict[str, str]:
             f"batchSize ({hp.batch_size}) must be divisible by trainingSamplePerPrompt "
             f"({hp.training_sample_per_prompt}): each step samples whole groups"
         )
+    group = hp.num_processes * hp.training_sample_per_prompt
+    if hp.num_processes > 1 and hp.batch_size % group:
+        errors["numProcesses"] = (
+            f"batchSize ({hp.batch_size}) must be divisible by numProcesses × "
+            f"trainingSamplePerPrompt ({hp.num_processes} × {hp.training_sample_per_prompt} = "
+            f"{group}): each process samples whole groups"
+        )
+    if hp.distributed != "ddp" and hp.num_processes == 1:
+        errors["distributed"] = f"{hp.distributed} shards across processes: set numProcesses ≥ 2"
     return errors
 
 
@@ -266,4 +295,9 @@ def resolve(given: dict[str, Any], profile: Profile) -> tuple[dict[str, Any], di
         except ValueError as error:
             errors[name] = str(error)
     errors.update(_cross_checks(Hyperparameters.from_bedrock(values)))
+    if profile == "cpu" and values["distributed"] != "ddp" and "distributed" not in errors:
+        errors["distributed"] = (
+            f"{values['distributed']} shards the model across GPUs, and no gpu worker with CUDA "
+            "has reported: use ddp"
+        )
     return values, errors

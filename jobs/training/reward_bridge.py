@@ -57,6 +57,22 @@ class StepRewards:
         return values
 
 
+def merge_steps(parts: list[StepRewards], rollout_groups: int) -> StepRewards:
+    """One step's rewards from every rank (rank order); a single part is returned as is."""
+    if len(parts) == 1:
+        return parts[0]
+    merged = StepRewards()
+    for part in parts:
+        merged.scores += part.scores
+        merged.errors += part.errors
+        merged.samples += part.samples
+        for name, numbers in part.components.items():
+            merged.components.setdefault(name, []).extend(numbers)
+        merged.groups += part.groups[: rollout_groups - len(merged.groups)]
+        merged.output = merged.output or part.output
+    return merged
+
+
 class RewardBridge:
     __name__ = "reward"  # TRL names the logged series after the function
 

@@ -86,6 +86,7 @@ class Child:
     is_ready: Callable[[], bool]
     describe: str = ""
     pass_fds: tuple[int, ...] = ()  # descriptors handed to every start (e.g. a listening socket)
+    env: dict[str, str] = field(default_factory=dict)  # set over the supervisor's env (its devices)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     # What the restart policy knows about this child (monotonic times).
     started_at: float = field(default=0.0, repr=False)
@@ -168,7 +169,7 @@ class Supervisor:
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    env=self.env,
+                    env={**self.env, **child.env},
                     start_new_session=True,
                     preexec_fn=_die_with_parent,
                     pass_fds=child.pass_fds,

@@ -1,5 +1,6 @@
 from django import template
 
+from playground.logs import prompt_messages
 from rewards.sandbox.bwrap import available_reward_libs
 
 register = template.Library()
@@ -29,6 +30,19 @@ def last_user_turn(messages: list[dict] | None) -> str:
     """The question a completion answers: the last user message's text."""
     for message in reversed(messages or []):
         if message.get("role") == "user":
+            return str(message.get("content", ""))
+    return ""
+
+
+@register.filter
+def asked(request: object) -> str:
+    """The question a logged request asked, whichever /v1 route it came to: the last user
+    message's text (or a legacy completion's prompt)."""
+    messages = prompt_messages(request)
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") in ("user", "prompt"):
             return str(message.get("content", ""))
     return ""
 

@@ -1,7 +1,8 @@
 """`manage.py up`: set up the data dir and run the whole console in the foreground.
 
 Steps: embedded Redis (unless REDIS_URL is set) → migrate → admin account → starter model →
-Daphne, the `gpu` worker and the `default` worker, each checked end to end before the next. Then it
+Daphne, the `gpu` worker(s) (`--gpu-workers N`: each with its share of the GPUs, or of the CPU
+cores) and the `default` worker, each checked end to end before the next. Then it
 watches them: one that dies is named with its reason and restarted with backoff while the rest
 keep running (rftconsole/processes/supervisor.py has the policy); Ctrl-C stops everything.
 """
@@ -17,12 +18,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from celery.utils.nodenames import host_format, worker_direct
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.starter.register import STARTER_MODEL, starter_registered
 from rewards.sandbox.status import check_sandbox
+from rftconsole.capacity import visible_devices
 from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE
 from rftconsole.cli import first_admin
 from rftconsole.env import env_int
@@ -32,6 +35,7 @@ from rftconsole.processes.embedded_redis import (
     redis_server_argv,
     switch_to_append_only,
 )
+from rftconsole.processes.gpu_workers import GpuWorkerPlan, plan_gpu_workers, unused_devices
 from rftconsole.processes.state import state_path
 from rftconsole.processes.supervisor import Child, ChildFailed, Supervisor
 from rftconsole.security.accounts import ensure_admin
@@ -65,10 +69,13 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def worker_answers(queue: str) -> bool:
-    """End-to-end check: a task sent to `queue` runs on its worker and returns through Redis."""
+def worker_answers(queue: str, node: str | None = None) -> bool:
+    """End-to-end check: a task sent to `queue` runs on its worker and returns through Redis. With
+    `node` (a gpu worker's node name), through that worker's own queue: another gpu worker's
+    answer must not pass for this one's."""
+    destination = worker_direct(host_format(node)) if node else queue
     try:
-        report_worker.apply_async(args=[queue], queue=queue).get(timeout=3)
+        report_worker.apply_async(args=[queue], queue=destination).get(timeout=3)
     except Exception:  # noqa: BLE001 - not answering yet; the supervisor retries until its timeout
         return False
     return True
@@ -82,10 +89,10 @@ def worker_answers(queue: str) -> bool:
 CHILD_ENV_DEFAULTS = {"PYTHONUNBUFFERED": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def celery_worker_argv(queue: str, concurrency: int) -> list[str]:
+def celery_worker_argv(queue: str, concurrency: int, node: str | None = None) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", "rftconsole", "worker",
-        "-Q", queue, "-n", f"{queue}@%h",
+        "-Q", queue, "-n", node or f"{queue}@%h",
         "--concurrency", str(concurrency), "--prefetch-multiplier", "1",
         "--without-mingle", "--without-gossip", "--loglevel", "INFO",
     ]  # fmt: skip
@@ -150,6 +157,18 @@ def web_children(fd: int, count: int, base_url: str, logs: Path) -> list[Child]:
     return children
 
 
+def gpu_worker(plan: GpuWorkerPlan, logs: Path) -> Child:
+    """A `gpu` worker, checked through its own queue (several may run)."""
+    return Child(
+        plan.name,
+        celery_worker_argv(GPU_QUEUE, 1, plan.node),
+        logs / plan.log,
+        functools.partial(worker_answers, GPU_QUEUE, plan.node),
+        describe=plan.describe,
+        env=plan.env,
+    )
+
+
 class Command(BaseCommand):
     help = "Set up the data dir and run the console (Redis, Daphne, Celery workers) until Ctrl-C."
 
@@ -162,9 +181,17 @@ class Command(BaseCommand):
             default=180.0,
             help="Seconds each process may take to start.",
         )
+        parser.add_argument(
+            "--gpu-workers",
+            type=int,
+            default=1,
+            help="gpu-queue workers to start (1-64), each with its contiguous share of the GPUs "
+            "(CUDA_VISIBLE_DEVICES), or without GPUs of the CPU cores (OMP_NUM_THREADS).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = options["host"], options["port"]
+        self.gpu_workers = self.plan_gpu_workers(options["gpu_workers"])
         if not port_is_free(host, port):
             raise CommandError(
                 f"Port {port} on {host} is already in use: choose another with --port."
@@ -247,16 +274,17 @@ class Command(BaseCommand):
         count = settings.RFT_WEB_PROCESSES
         for child in web_children(self.listener.fileno(), count, base_url, logs):
             self.start_child(supervisor, child, timeout)
+        for plan in self.gpu_workers:
+            self.start_child(supervisor, gpu_worker(plan, logs), timeout)
         concurrency = env_int("RFT_DEFAULT_WORKER_CONCURRENCY", 2, minimum=1)
-        for queue, workers in ((GPU_QUEUE, 1), (DEFAULT_QUEUE, concurrency)):
-            worker = Child(
-                f"{queue}-worker",
-                celery_worker_argv(queue, workers),
-                logs / f"worker-{queue}.log",
-                lambda queue=queue: worker_answers(queue),
-                describe=f"queue '{queue}', concurrency {workers}",
-            )
-            self.start_child(supervisor, worker, timeout)
+        worker = Child(
+            f"{DEFAULT_QUEUE}-worker",
+            celery_worker_argv(DEFAULT_QUEUE, concurrency),
+            logs / f"worker-{DEFAULT_QUEUE}.log",
+            lambda: worker_answers(DEFAULT_QUEUE),
+            describe=f"queue '{DEFAULT_QUEUE}', concurrency {concurrency}",
+        )
+        self.start_child(supervisor, worker, timeout)
         schedule = settings.RUN_DIR / "celerybeat-schedule"
         schedule.unlink(missing_ok=True)
         beat = Child(
@@ -279,6 +307,19 @@ class Command(BaseCommand):
         )
         beat.is_ready = functools.partial(said_since_start, beat, b"beat: Starting")
         self.start_child(supervisor, beat, timeout)
+
+    def plan_gpu_workers(self, count: int) -> list[GpuWorkerPlan]:
+        """The gpu workers to start, refused before anything starts when `count` does not fit."""
+        devices = visible_devices()
+        try:
+            plans = plan_gpu_workers(count, devices, os.cpu_count() or 1, os.environ)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        if unused := unused_devices(count, devices):
+            self.line(
+                f"  gpu workers  {len(devices)} GPUs for {count} workers: {','.join(unused)} unused"
+            )
+        return plans
 
     def start_child(self, supervisor: Supervisor, child: Child, timeout: float) -> None:
         supervisor.start(child, timeout)
