@@ -54,7 +54,7 @@ test-production: $(STAMP)
 	$(STARTER)
 	DATABASE_URL="$(PRODUCTION_DATABASE_URL)" REDIS_URL="$(PRODUCTION_REDIS_URL)" $(PY) -m pytest -m "not browser"
 
-# Benchmarks (bench/README.md): every figure of the benchmarks issues, in about 40 minutes on 2 cores
+# Benchmarks (bench/README.md): every figure of the benchmarks issues, in about 45 minutes on 2 cores
 # (the effectiveness figure trains 6 jobs: 2 tasks x 3 seeds).
 .PHONY: bench
 bench: $(STAMP)

@@ -1,4 +1,4 @@
-"""Run every benchmark of the issue, one after the other, and print the eight figures at the end.
+"""Run every benchmark of the issue, one after the other, and print the nine figures at the end.
 
 Each script runs alone with its defaults (plus the profiles that say where our time goes), its
 output shown as it comes; a failing script is reported and the others still run. `make bench`
@@ -27,6 +27,7 @@ BENCHES = {  # issue order: name → the script and its arguments
     "memory": ["memory.py"],
     "web_load": ["web_load.py", "--profile"],
     "v1_load": ["v1_load.py"],
+    "multiprocess": ["multi_process.py"],
 }
 
 
