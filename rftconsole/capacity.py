@@ -52,9 +52,20 @@ def visible_devices(environ: Mapping[str, str] = os.environ) -> list[str]:
     return nvidia_smi_devices()
 
 
+# Set by `up --gpu-workers N` on a host without GPUs: the cores each of the N workers may use, so
+# that two workers on 16 cores offer 8 processes each, not 16 each.
+WORKER_CORES_VARIABLE = "RFT_WORKER_CORES"
+
+
+def worker_cores(environ: Mapping[str, str] = os.environ) -> int | None:
+    """This worker's share of the CPU cores: RFT_WORKER_CORES when `up` set it, else them all."""
+    share = environ.get(WORKER_CORES_VARIABLE, "")
+    return int(share) if share.isdigit() and int(share) > 0 else os.cpu_count()
+
+
 def startup_capacity() -> int:
     """The capacity as a worker's main process sees it (no torch): it picks its queues."""
-    return capacity_of(len(visible_devices()), os.cpu_count())
+    return capacity_of(len(visible_devices()), worker_cores())
 
 
 def worker_capacity() -> int:
@@ -62,4 +73,4 @@ def worker_capacity() -> int:
     import torch  # only in pool processes, which run the training anyway
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    return capacity_of(gpus, os.cpu_count())
+    return capacity_of(gpus, worker_cores())

@@ -28,6 +28,12 @@ class SystemStatus:
     supervised: list[SupervisedChild] | None = None
 
     @property
+    def queues(self) -> tuple[str, ...]:
+        """`gpu` and `default`, then any `gpu.N` a worker consumes (jobs of N processes)."""
+        sized = [queue for queue in self.workers if queue.startswith(f"{GPU_QUEUE}.")]
+        return QUEUES + tuple(sorted(sized, key=lambda queue: int(queue.rsplit(".", 1)[1])))
+
+    @property
     def failing(self) -> list[SupervisedChild]:
         return [child for child in self.supervised or [] if child.failing]
 
@@ -40,7 +46,7 @@ class SystemStatus:
         return {
             "ready": self.ready,
             "redis": {"ok": self.redis_ok, "detail": self.redis_detail},
-            "queues": {queue: self.workers.get(queue, []) for queue in QUEUES},
+            "queues": {queue: self.workers.get(queue, []) for queue in self.queues},
             "sandbox": self.sandbox
             and {
                 k: v

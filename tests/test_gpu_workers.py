@@ -23,12 +23,18 @@ from django.utils import timezone
 
 from jobs.actions import enqueue, refuse_beyond_capacity, resume, waiting_reason
 from jobs.models import Job
-from rftconsole.capacity import capacity_of, cuda_visible_devices, startup_capacity
+from rftconsole.capacity import (
+    capacity_of,
+    cuda_visible_devices,
+    startup_capacity,
+    worker_cores,
+)
 from rftconsole.celery import GPU_QUEUE, app, gpu_queue_for
 from rftconsole.management.commands.up import celery_worker_argv, said_since_start
 from rftconsole.models import WorkerReport
 from rftconsole.processes.gpu_workers import plan_gpu_workers, split_devices, unused_devices
 from rftconsole.processes.supervisor import Child, Supervisor
+from rftconsole.system import SystemStatus
 from rftconsole.tasks import report_worker
 from tests.support.job_rows import make_job
 from tests.support.processes import embedded_env, free_port, manage, wait_until
@@ -85,11 +91,48 @@ def test_several_gpu_workers_each_get_their_own_gpus() -> None:
 
 def test_several_cpu_gpu_workers_share_the_cores_without_oversubscribing_them() -> None:
     plans = plan_gpu_workers(3, [], cores=8, environ={})
-    assert [p.env for p in plans] == [{"OMP_NUM_THREADS": "2"}] * 3
+    assert [p.env for p in plans] == [{"RFT_WORKER_CORES": "2", "OMP_NUM_THREADS": "2"}] * 3
     assert plans[0].describe == "queue 'gpu', concurrency 1, CPU, 2 threads"
-    assert plan_gpu_workers(4, [], cores=2, environ={})[0].env == {"OMP_NUM_THREADS": "1"}
-    # A thread count the operator chose is kept.
-    assert plan_gpu_workers(2, [], cores=8, environ={"OMP_NUM_THREADS": "3"})[0].env == {}
+    assert plan_gpu_workers(4, [], cores=2, environ={})[0].env == {
+        "RFT_WORKER_CORES": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    # A thread count the operator chose is kept; the share of cores still bounds the capacity.
+    assert plan_gpu_workers(2, [], cores=8, environ={"OMP_NUM_THREADS": "3"})[0].env == {
+        "RFT_WORKER_CORES": "4"
+    }
+
+
+def test_a_cpu_gpu_worker_offers_only_its_share_of_the_cores() -> None:
+    cores = os.cpu_count() or 1
+    assert worker_cores({}) == cores  # one worker: every core (the control)
+    assert worker_cores({"RFT_WORKER_CORES": "3"}) == 3
+    for nonsense in ("0", "-2", "many", ""):
+        assert worker_cores({"RFT_WORKER_CORES": nonsense}) == cores
+    shares = [int(plan.env["RFT_WORKER_CORES"]) for plan in plan_gpu_workers(2, [], 16, {})]
+    assert [capacity_of(gpus=0, cores=share) for share in shares] == [8, 8]
+
+
+@pytest.mark.django_db
+def test_manage_py_status_lists_the_queues_of_multi_process_jobs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    workers = {
+        "gpu": ["gpu-1@a", "gpu-2@a"],
+        "default": ["default@a"],
+        "gpu.10": ["gpu-2@a"],
+        "gpu.2": ["gpu-1@a", "gpu-2@a"],
+        "gpu-1@a.dq2": ["gpu-1@a"],  # a worker's own queue is not a queue of jobs
+    }
+    status = SystemStatus(True, "embedded Redis answers", workers, [], None, None)
+    assert status.queues == ("gpu", "default", "gpu.2", "gpu.10")
+    assert SystemStatus(True, "", {"gpu": ["g@a"]}, [], None, None).queues == ("gpu", "default")
+    monkeypatch.setattr("rftconsole.management.commands.status.system_status", lambda: status)
+    out = io.StringIO()
+    call_command("status", stdout=out)
+    assert "gpu.2    ok  gpu-1@a, gpu-2@a" in out.getvalue()
+    assert "gpu.10   ok  gpu-2@a" in out.getvalue()
+    assert "dq2" not in out.getvalue()
 
 
 def test_up_refuses_a_gpu_worker_count_that_does_not_fit_before_starting_anything() -> None:
@@ -269,9 +312,13 @@ def test_up_starts_two_gpu_workers_that_share_the_cores(tmp_path: Path) -> None:
         answer = json.loads(status.stdout)
         nodes = sorted(node.split("@")[0] for node in answer["queues"]["gpu"])
         assert nodes == ["gpu-1", "gpu-2"]
+        # Each worker takes jobs of up to its share of the cores (gpu.2 … gpu.<share>): on 2
+        # cores none, where one worker alone would take gpu.2.
+        threads = str(max(1, (os.cpu_count() or 1) // 2))
+        sized = [queue for queue in answer["queues"] if queue.startswith("gpu.")]
+        assert sized == [f"gpu.{n}" for n in range(2, int(threads) + 1)]
         names = {p["name"]: p for p in answer["processes"]}
         assert {"gpu-worker-1", "gpu-worker-2"} <= names.keys() and "gpu-worker" not in names
-        threads = str(max(1, (os.cpu_count() or 1) // 2))
         for name in ("gpu-worker-1", "gpu-worker-2"):
             environ = Path(f"/proc/{names[name]['pid']}/environ").read_bytes().split(b"\0")
             assert f"OMP_NUM_THREADS={threads}".encode() in environ

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from rftconsole.capacity import MAX_PROCESSES
+from rftconsole.capacity import MAX_PROCESSES, WORKER_CORES_VARIABLE
 
 MAX_GPU_WORKERS = MAX_PROCESSES
 
@@ -58,7 +58,9 @@ def plan_gpu_workers(
         ]
     else:
         threads = str(max(1, cores // workers))
-        env = {} if "OMP_NUM_THREADS" in environ else {"OMP_NUM_THREADS": threads}
+        env = {WORKER_CORES_VARIABLE: threads}  # its capacity: jobs of up to this many processes
+        if "OMP_NUM_THREADS" not in environ:
+            env["OMP_NUM_THREADS"] = threads
         share = f"CPU, {environ.get('OMP_NUM_THREADS', threads)} threads"
         shares = [(env, share)] * workers
     return [

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from rftconsole.system import QUEUES, SystemStatus, system_status
+from rftconsole.system import SystemStatus, system_status
 
 
 class Command(BaseCommand):
@@ -39,7 +39,7 @@ class Command(BaseCommand):
 
     def print_table(self, status: SystemStatus) -> None:
         self.stdout.write(f"redis    {'ok' if status.redis_ok else 'DOWN'}  {status.redis_detail}")
-        for queue in QUEUES:
+        for queue in status.queues:
             workers = status.workers.get(queue, [])
             listed = ", ".join(workers) if workers else "no worker"
             self.stdout.write(f"{queue:<8} {'ok' if workers else 'DOWN'}  {listed}")
