@@ -24,7 +24,7 @@ from rftconsole.asgi import application
 SPANS: dict[str, list[tuple[float, float]]] = {}  # stage -> (start, end) of each call
 STAGES = (
     "API key and rate limit (_admit)",
-    "deployment, model, chat template (_prepare)",
+    "deployment, model, chat template (prepare_chat)",
     "invocation log written",
 )
 MIDDLEWARE = "middleware, request side (+ hop to the sync thread)"
@@ -32,8 +32,8 @@ MIDDLEWARE = "middleware, request side (+ hop to the sync thread)"
 PARTS = (
     (STAGES[0], "  of which the key looked up and checked", "_authenticate"),
     (STAGES[0], "  of which the request counted (Redis)", "_rate_limit"),
-    (STAGES[1], "  of which the deployment looked up", "_deployment"),
-    (STAGES[1], "  of which the model from the pool", "_served"),
+    (STAGES[1], "  of which the deployment looked up", "deployment_named"),
+    (STAGES[1], "  of which the model from the pool", "served_model"),
     (STAGES[1], "  of which the chat template and tokens", "chat_prompt_ids"),
 )
 
@@ -108,7 +108,7 @@ async def run(n: int, body: str, http_scope: dict[str, Any]) -> list[tuple[float
 
 def main() -> None:
     openai_api._admit = timed(STAGES[0], openai_api._admit, coroutine=False)
-    openai_api._prepare = timed(STAGES[1], openai_api._prepare, coroutine=False)
+    openai_api.prepare_chat = timed(STAGES[1], openai_api.prepare_chat, coroutine=False)
     Call.create_log = timed(STAGES[2], Call.create_log)
     for _, label, name in PARTS:
         setattr(openai_api, name, timed(label, getattr(openai_api, name), coroutine=False))

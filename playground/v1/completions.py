@@ -31,8 +31,8 @@ from playground.models import Deployment, InvocationLog
 from playground.v1.completion_params import CompletionRequest, Prompt, parse_completion_request
 from playground.v1.params import ApiError, bad, check_vocabulary, parse_body
 from playground.v1.responses import event_stream_response
-from playground.v1.route_logs import COMPLETIONS, complete_log, open_log, usage_fields, with_log_id
-from playground.v1.views import _deployment, _served, v1_view
+from playground.v1.route_logs import COMPLETIONS, StreamLog, open_log, usage_fields, with_log_id
+from playground.v1.views import deployment_named, served_model, v1_view
 from rftconsole.models import ApiKey
 
 
@@ -137,12 +137,12 @@ class Run:
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
 
 
-def _prepare(
+def prepare_completion(
     api_key: ApiKey, request: CompletionRequest
 ) -> tuple[Deployment, Served, list[Prepared]]:
     """The deployment, its model in memory and each prompt's token ids, in one sync trip."""
-    deployment = _deployment(api_key, request.model)
-    served = _served(deployment)
+    deployment = deployment_named(api_key, request.model)
+    served = served_model(deployment)
     if request.sampling.logit_bias:
         check_vocabulary(request.sampling, len(served.tokenizer))
     prompts = [_tokenize(served, prompt, number) for number, prompt in enumerate(request.prompts)]
@@ -199,7 +199,7 @@ async def completions(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
     started = time.monotonic()
     body = parse_body(request.body)
     parsed = parse_completion_request(body)
-    deployment, served, prompts = await sync_to_async(_prepare)(api_key, parsed)
+    deployment, served, prompts = await sync_to_async(prepare_completion)(api_key, parsed)
     run = Run(parsed, body, deployment, served, prompts, started)
     first = _events(run, 0)  # the model works on the first prompt while the log is written
     if parsed.stream:
@@ -232,14 +232,7 @@ async def _stream(
     run: Run, first: ChoiceStream | None, log: InvocationLog | None
 ) -> AsyncIterator[bytes]:
     """Echoed prompts, text deltas and a finish chunk per choice, usage if asked, [DONE]."""
-    logged = False
-
-    async def finish_log() -> None:
-        nonlocal logged
-        if not logged:
-            logged = True
-            await complete_log(log, **run.log_fields())
-
+    stream_log = StreamLog(log, run.log_fields)
     n = run.request.n
     try:
         for number, prompt in enumerate(run.prompts):
@@ -258,7 +251,7 @@ async def _stream(
                         yield run.chunk(index, event.text)
                     else:
                         yield run.chunk(index, "", event.reason)
-        await finish_log()
+        await stream_log.complete()
         if run.request.include_usage:
             yield run.chunk(-1, "", usage=run.usage())
         yield b"data: [DONE]\n\n"
@@ -268,7 +261,7 @@ async def _stream(
     finally:
         if first is not None:
             await first.aclose()
-        await finish_log()
+        await stream_log.complete()
 
 
 async def _add_logprobs(run: Run, top: int) -> None:

@@ -30,8 +30,8 @@ from playground.models import Deployment, InvocationLog
 from playground.v1.params import ApiError, ChatRequest, parse_body
 from playground.v1.responses import event_stream_response
 from playground.v1.responses_params import parse_responses_request
-from playground.v1.route_logs import RESPONSES, complete_log, open_log, usage_fields, with_log_id
-from playground.v1.views import _prepare, v1_view
+from playground.v1.route_logs import RESPONSES, StreamLog, open_log, usage_fields, with_log_id
+from playground.v1.views import prepare_chat, v1_view
 from rftconsole.models import ApiKey
 
 
@@ -121,7 +121,7 @@ async def create(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
     body = parse_body(request.body)
     chat = parse_responses_request(body, settings.RFT_INFERENCE_MAX_TOKENS)
     try:
-        deployment, served, prompt_ids = await sync_to_async(_prepare)(api_key, chat)
+        deployment, served, prompt_ids = await sync_to_async(prepare_chat)(api_key, chat)
     except ApiError as error:  # chat's own checks name `messages`: here they are the input
         if error.param == "messages":
             error.param = "input"
@@ -150,14 +150,7 @@ async def create(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
 async def _event_stream(
     answer: Answer, events: AsyncIterator[Delta | Finish], log: InvocationLog | None
 ) -> AsyncIterator[bytes]:
-    logged = False
-
-    async def finish_log() -> None:
-        nonlocal logged
-        if not logged:
-            logged = True
-            await complete_log(log, **answer.log_fields())
-
+    stream_log = StreamLog(log, answer.log_fields)
     where = {"item_id": answer.item_id, "output_index": 0, "content_index": 0}
     try:
         yield answer.event("response.created", response=answer.response())
@@ -172,7 +165,7 @@ async def _event_stream(
                         "response.output_text.delta", **where, delta=event.text, logprobs=[]
                     )
         answer.finish = answer.finish or "stop"
-        await finish_log()
+        await stream_log.complete()
         yield answer.event("response.output_text.done", **where, text=answer.text, logprobs=[])
         yield answer.event("response.content_part.done", **where, part=answer.part())
         item = answer.item([answer.part()])
@@ -185,7 +178,7 @@ async def _event_stream(
         failed["error"] = {"code": "server_error", "message": str(error)}
         yield answer.event("response.failed", response=failed)
     finally:
-        await finish_log()
+        await stream_log.complete()
 
 
 @v1_view(("GET", "DELETE"))

@@ -47,13 +47,13 @@ from playground.v1.responses import (
     event_stream_response,
     logprobs_body,
 )
+from playground.v1.route_logs import StreamLog, with_log_id
 from playground.v1.structured import apply_response_format
 from playground.v1.tools import apply_tools, prepare_tools, stream_deltas
 from rftconsole.models import ApiKey
 from rftconsole.ownership import owned
 from rftconsole.services import authenticate_api_key
 
-LOG_ID_HEADER = "X-Invocation-Log-Id"
 View = Callable[..., Awaitable[HttpResponse]]
 
 
@@ -153,7 +153,7 @@ async def list_models(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
 
 @v1_view(("GET",))
 async def retrieve_model(request: HttpRequest, api_key: ApiKey, model: str) -> HttpResponse:
-    return JsonResponse(_model_object(await sync_to_async(_deployment)(api_key, model)))
+    return JsonResponse(_model_object(await sync_to_async(deployment_named)(api_key, model)))
 
 
 @v1_view(("GET", "POST", "PUT", "PATCH", "DELETE"), authenticate=False)
@@ -161,7 +161,7 @@ async def unknown_url(request: HttpRequest, rest: str = "") -> HttpResponse:
     raise ApiError(404, f"Invalid URL ({request.method} {request.path})")
 
 
-def _deployment(api_key: ApiKey, name: str) -> Deployment:
+def deployment_named(api_key: ApiKey, name: str) -> Deployment:
     if name.startswith("ft:"):  # a job's tuned model or checkpoint: served without a deploy
         return ft_deployment(api_key.owner, name)
     # get(), not first(): a live name is unique per owner, and an unordered lookup compiles in
@@ -185,7 +185,7 @@ def _deployment(api_key: ApiKey, name: str) -> Deployment:
     raise ApiError(404, message, param="model", code="model_not_found")
 
 
-def _served(deployment: Deployment) -> Served:
+def served_model(deployment: Deployment) -> Served:
     try:
         return get_pool().get(deployment.model)  # loads it on the first request after a restart
     except ModelLoadError as error:
@@ -193,10 +193,10 @@ def _served(deployment: Deployment) -> Served:
         raise ApiError(500, str(error), type_="server_error", code="model_load_failed") from None
 
 
-def _prepare(api_key: ApiKey, chat: ChatRequest) -> tuple[Deployment, Served, list[int]]:
+def prepare_chat(api_key: ApiKey, chat: ChatRequest) -> tuple[Deployment, Served, list[int]]:
     """The deployment, its model in memory and the prompt's token ids, in one sync trip."""
-    deployment = _deployment(api_key, chat.model)
-    served = _served(deployment)
+    deployment = deployment_named(api_key, chat.model)
+    served = served_model(deployment)
     if chat.sampling.logit_bias:
         check_vocabulary(chat.sampling, len(served.tokenizer))
     tools = prepare_tools(served.tokenizer, chat)  # a 400 for a template without a tool format
@@ -236,7 +236,7 @@ async def chat_completions(request: HttpRequest, api_key: ApiKey) -> HttpRespons
     chat = parse_chat_request(body, settings.RFT_INFERENCE_MAX_TOKENS)
     apply_response_format(body, chat)  # structured outputs (playground.v1.structured)
     apply_tools(body, chat)  # tools, tool_choice (playground.v1.tools)
-    deployment, served, prompt_ids = await sync_to_async(_prepare)(api_key, chat)
+    deployment, served, prompt_ids = await sync_to_async(prepare_chat)(api_key, chat)
     call = Call(chat, body, deployment, api_key.owner, len(prompt_ids), started)
     call.texts = [""] * chat.sampling.n
     # Generation starts here, so the log and the response headers are written while the model
@@ -258,9 +258,7 @@ async def chat_completions(request: HttpRequest, api_key: ApiKey) -> HttpRespons
             raise ApiError(500, str(error), type_="server_error") from None
         log = await call.create_log(**call.log_fields())
         response = JsonResponse(completion_body(call))
-    if log is not None:
-        response[LOG_ID_HEADER] = str(log.pk)
-    return response
+    return with_log_id(response, log)
 
 
 async def _event_stream(
@@ -270,14 +268,7 @@ async def _event_stream(
 
     The log is completed before [DONE], so a client that reads it next finds it complete; a
     client that goes away mid-stream still gets what was generated logged."""
-    logged = False
-
-    async def complete_log() -> None:
-        nonlocal logged
-        if log is not None and not logged:
-            logged = True
-            await InvocationLog.objects.filter(pk=log.pk).aupdate(**call.log_fields())
-
+    stream_log = StreamLog(log, call.log_fields)
     try:
         for index in range(call.chat.sampling.n):
             yield chunk(call, [choice(index, {"role": "assistant", "content": ""})])
@@ -296,7 +287,7 @@ async def _event_stream(
                     yield chunk(call, [delta])
                 else:
                     yield chunk(call, [choice(event.index, {}, event.reason)])
-        await complete_log()
+        await stream_log.complete()
         if call.chat.include_usage:
             yield chunk(call, [], call.usage())
         yield b"data: [DONE]\n\n"
@@ -304,4 +295,4 @@ async def _event_stream(
         failure = ApiError(500, str(error), type_="server_error")
         yield f"data: {json.dumps(failure.body())}\n\n".encode()
     finally:
-        await complete_log()
+        await stream_log.complete()
