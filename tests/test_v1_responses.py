@@ -127,7 +127,7 @@ REFUSED = [
     ("tools", {"tools": [FUNCTION]}),
     ("previous_response_id", {"previous_response_id": "resp_123"}),
     ("reasoning", {"reasoning": {"effort": "low"}}),
-    ("text", {"text": {"format": {"type": "json_object"}}}),
+    ("text", {"text": {"format": {"type": "xml"}}}),  # json_schema and json_object are served
     ("top_logprobs", {"top_logprobs": 2}),
     ("seed", {"extra_body": {"seed": 1}}),  # not a Responses API parameter
     (

@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 import openai
+import pydantic
 import pytest
 from django.contrib.auth.models import User
 
@@ -135,6 +136,68 @@ def test_a_schema_it_cannot_enforce_is_a_400_naming_response_format(
         model="starter-chat", messages=EXTRACTION, response_format=PERSON_FORMAT
     )
     assert validates(ok.choices[0].message.content, PERSON)
+
+
+class Person(pydantic.BaseModel):
+    """PERSON as a pydantic model, the way `client.responses.parse(text_format=…)` is used."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+    name: str = pydantic.Field(max_length=24)
+    age: int = pydantic.Field(ge=0, le=150)
+    city: str = pydantic.Field(max_length=24)
+
+
+def respond(client: openai.OpenAI, **options: Any) -> Any:
+    return client.responses.create(
+        model="starter-chat", instructions=EXTRACTION[0]["content"], input=EXTRACTION[1]["content"],
+        temperature=1, max_output_tokens=128, **options,
+    )  # fmt: skip
+
+
+def test_the_responses_api_holds_its_text_format_to_the_schema_streamed_and_not(
+    alice_openai: openai.OpenAI,
+) -> None:
+    # The control (the starter's own answers often break the schema) is the chat test's above:
+    # the Responses API has no seed, and both routes decode through the same generation.
+    schema_format = {"type": "json_schema", "name": "person", "schema": PERSON, "strict": True}
+    texts = []
+    for _ in range(10):
+        response = respond(alice_openai, text={"format": schema_format})
+        assert response.status == "completed" and response.text.format.type == "json_schema"
+        texts.append(response.output_text)
+    for _ in range(5):
+        events = list(respond(alice_openai, text={"format": schema_format}, stream=True))
+        deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+        assert events[-1].type == "response.completed"
+        assert events[-1].response.output_text == deltas
+        texts.append(deltas)
+    assert all(validates(text, PERSON) for text in texts), texts
+    parsed = alice_openai.responses.parse(
+        model="starter-chat", input=EXTRACTION[1]["content"], text_format=Person,
+        max_output_tokens=128,
+    )  # fmt: skip
+    assert isinstance(parsed.output_parsed, Person)
+    objects = [respond(alice_openai, text={"format": {"type": "json_object"}}) for _ in range(5)]
+    assert all(isinstance(json.loads(o.output_text), dict) for o in objects)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ({"format": {"type": "json_schema", "name": "p", "schema": {"type": "integr"}}}, "integr"),
+        ({"format": {"type": "json_schema", "schema": PERSON}}, "text.format.name"),
+        ({"format": {"type": "yaml"}}, "yaml"),
+        ({"format": {"type": "text"}, "verbosity": "high"}, "verbosity"),
+    ],
+)  # fmt: skip
+def test_a_responses_text_format_it_cannot_enforce_is_a_400_naming_text(
+    alice_openai: openai.OpenAI, text: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        respond(alice_openai, text=text)
+    assert raised.value.param == "text" and reason in raised.value.message
+    ok = respond(alice_openai, text={"format": {"type": "text"}, "verbosity": "medium"})
+    assert ok.status in ("completed", "incomplete")  # the control: plain text is served
 
 
 # A $ref loop admits no JSON value: llguidance would allow only the end of turn at once (an

@@ -98,10 +98,15 @@ class Answer:
             "previous_response_id": None, "reasoning": {"effort": None, "summary": None},
             "store": False,  # nothing is kept beyond the invocation log
             "temperature": self.chat.sampling.temperature, "top_p": self.chat.sampling.top_p,
-            "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [],
+            "text": self.text_config(), "tool_choice": "auto", "tools": [],
             "truncation": "disabled", "usage": self.usage() if done else None,
             "user": self.body.get("user"), "metadata": self.chat.metadata,
         }  # fmt: skip
+
+    def text_config(self) -> dict[str, Any]:
+        """The `text` object as asked for (the format the answer was held to), else plain text."""
+        given = self.body.get("text") or {}
+        return {"format": {"type": "text"}, **given}
 
     def event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self.sequence, **fields}

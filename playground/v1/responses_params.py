@@ -1,28 +1,31 @@
 """Read a `/v1/responses` request (OpenAI's Responses API) into a chat request.
 
 Text in, text out: `input` (a string, or message items whose content is text), `instructions`
-(the system message), `max_output_tokens`, `temperature`, `top_p`, `metadata`, `stream`, `store`.
-Nothing is stored beyond the deployment's invocation log, so `store: true` is accepted like
-`store: false`, and `previous_response_id` is refused. Tools, reasoning, structured `text.format`
-and the other features this server does not implement are refused with a 400 naming them unless
-they ask for nothing (`tools: []`, `text: {"format": {"type": "text"}}`…); any key the Responses API
-does not have is refused too.
+(the system message), `max_output_tokens`, `temperature`, `top_p`, `metadata`, `stream`, `store`,
+and `text.format` for structured output (json_object, json_schema, as chat's `response_format`:
+playground.v1.structured). Nothing is stored beyond the deployment's invocation log, so
+`store: true` is accepted like `store: false`, and `previous_response_id` is refused. Tools,
+reasoning and the other features this server does not implement are refused with a 400 naming
+them unless they ask for nothing (`tools: []`, `reasoning: {}`…); any key the Responses API does
+not have is refused too.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from playground.inference.types import Sampling
 from playground.models import check_metadata
 from playground.v1.params import ChatRequest, _integer, _number, bad
+from playground.v1.structured import text_format_grammar
 
 ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 TEXT_PARTS = {"input_text", "output_text"}
 USED = {
     "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "stream",
     "store", "metadata", "user", "safety_identifier", "prompt_cache_key", "parallel_tool_calls",
-    "service_tier",
+    "service_tier", "text",
 }  # fmt: skip
 # Accepted only when they ask for nothing this server would have to do.
 NEUTRAL: dict[str, tuple[Any, ...]] = {
@@ -32,7 +35,6 @@ NEUTRAL: dict[str, tuple[Any, ...]] = {
     "conversation": (None,),
     "prompt": (None,),
     "reasoning": (None, {}),
-    "text": (None, {}, {"format": {"type": "text"}}),
     "truncation": (None, "disabled"),
     "include": (None, []),
     "background": (None, False),
@@ -48,7 +50,6 @@ WHY_NOT = {
     "conversation": "this server does not store conversations; send them as `input`",
     "prompt": "stored prompt templates are not supported",
     "reasoning": "reasoning options are not supported by these models",
-    "text": "only plain text output (`text.format.type` 'text') is supported on /v1/responses",
     "truncation": "only 'disabled' is supported: an input longer than the context is refused",
     "include": "no extra output data is available",
     "background": "background responses need stored responses, which this server does not keep",
@@ -139,6 +140,9 @@ def parse_responses_request(body: dict[str, Any], default_max_tokens: int) -> Ch
         top_p=_number(body, "top_p", 1.0, 0.0, 1.0),
         max_tokens=max_tokens or default_max_tokens,
     )
+    grammar = text_format_grammar(body.get("text"))
+    if grammar is not None:
+        sampling = replace(sampling, grammar=grammar)
     return ChatRequest(
         model=model,
         messages=messages,

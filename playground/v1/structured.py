@@ -8,6 +8,9 @@
   keyword such as `not`) is a 400 naming `response_format` with llguidance's reason, never an
   answer that ignores part of it.
 
+The Responses API's `text.format` (`{"type": "json_schema", "name", "schema", "strict"}` or
+`{"type": "json_object"}`) is read by `text_format_grammar` into the same grammars.
+
 As with OpenAI, an answer cut by `max_tokens` (finish_reason "length") may be unfinished JSON.
 Stop sequences still apply and can cut it too.
 """
@@ -38,30 +41,31 @@ def response_format_grammar(value: Any) -> str | None:
     if kind == "json_object":
         return json_schema_grammar({"type": "object"})
     if kind == "json_schema":
-        return _schema_grammar(value.get("json_schema"))
+        return named_schema_grammar(value.get("json_schema"), f"{PARAM}.json_schema", PARAM)
     raise bad(
         f"Invalid value for '{PARAM}.type': {kind!r}; use 'text', 'json_object' or 'json_schema'.",
         PARAM,
     )
 
 
-def _schema_grammar(spec: Any) -> str:
-    where = f"{PARAM}.json_schema"
+def named_schema_grammar(spec: Any, where: str, param: str) -> str:
+    """A `{"name", "schema", "strict", "description"}` object's grammar: chat's
+    `response_format.json_schema`, or the Responses API's `text.format` (which adds `type`)."""
     if not isinstance(spec, dict):
         raise bad(
-            f"Missing or invalid '{where}': expected an object with 'name' and 'schema'.", PARAM
+            f"Missing or invalid '{where}': expected an object with 'name' and 'schema'.", param
         )
     name = spec.get("name")
     if not isinstance(name, str) or not NAME.match(name):
         raise bad(
-            f"Invalid '{where}.name': {name!r}; use 1 to 64 letters, digits, '_' or '-'.", PARAM
+            f"Invalid '{where}.name': {name!r}; use 1 to 64 letters, digits, '_' or '-'.", param
         )
     if not isinstance(spec.get("strict", False), bool):
-        raise bad(f"Invalid type for '{where}.strict': expected a boolean.", PARAM)
+        raise bad(f"Invalid type for '{where}.strict': expected a boolean.", param)
     if not isinstance(spec.get("description", ""), str):
-        raise bad(f"Invalid type for '{where}.description': expected a string.", PARAM)
+        raise bad(f"Invalid type for '{where}.description': expected a string.", param)
     schema = spec.get("schema", {})
-    return schema_grammar(schema, f"{where}.schema", PARAM)
+    return schema_grammar(schema, f"{where}.schema", param)
 
 
 def schema_grammar(schema: Any, where: str, param: str) -> str:
@@ -81,3 +85,36 @@ def apply_response_format(body: dict[str, Any], chat: ChatRequest) -> None:
     grammar = response_format_grammar(body.get(PARAM))
     if grammar is not None:
         chat.sampling = replace(chat.sampling, grammar=grammar)
+
+
+TEXT = "text"
+
+
+def text_format_grammar(value: Any) -> str | None:
+    """The grammar a Responses API `text` object asks for (None for plain text), or a 400."""
+    if value is None or value == {}:
+        return None
+    if not isinstance(value, dict):
+        raise bad(f"Invalid type for '{TEXT}': expected an object.", TEXT)
+    extra = sorted(set(value) - {"format", "verbosity"})
+    if extra:
+        raise bad(f"Unknown parameter: '{TEXT}.{extra[0]}'.", TEXT)
+    if value.get("verbosity") not in (None, "medium"):
+        raise bad(f"'{TEXT}.verbosity' is not supported: these models have no verbosity.", TEXT)
+    fmt = value.get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict):
+        raise bad(f"Invalid type for '{TEXT}.format': expected an object.", TEXT)
+    kind = fmt.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return json_schema_grammar({"type": "object"})
+    if kind == "json_schema":
+        return named_schema_grammar(fmt, f"{TEXT}.format", TEXT)
+    raise bad(
+        f"Invalid value for '{TEXT}.format.type': {kind!r}; use 'text', 'json_object' or "
+        "'json_schema'.",
+        TEXT,
+    )
