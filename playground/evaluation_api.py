@@ -64,13 +64,22 @@ def _bad(detail: str) -> Response:
     return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
 
 
-class EvaluationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Batch evaluations: 2 or 3 models answer the same dataset rows, scored by one reward."""
+class EvaluationViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Batch evaluations: 2 or 3 models answer the same dataset rows, scored by one reward.
+    DELETE removes one with its rows (a run in progress stops after its current batch)."""
 
     serializer_class = EvaluationSerializer
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return owned(Evaluation, self.request.user)
+
+    def perform_destroy(self, instance: Evaluation) -> None:
+        ev.delete_evaluation(instance)
 
     @extend_schema(request=EvaluationInput, responses={201: EvaluationSerializer, 400: dict})
     def create(self, request: Request) -> Response:

@@ -111,8 +111,9 @@ def _prompt_tokens(tokenizer: PreTrainedTokenizerBase, row: dict[str, Any]) -> i
 
 
 def _cancelled(evaluation: Evaluation) -> bool:
+    """Cancelled, or deleted while it ran."""
     status = Evaluation.objects.filter(pk=evaluation.pk).values_list("status", flat=True).first()
-    return status == Evaluation.Status.CANCELLED
+    return status in (Evaluation.Status.CANCELLED, None)
 
 
 def _answer_model(

@@ -1,5 +1,5 @@
 """Console pages of evaluations: the list, the form (prefilled from `?job=` or `?model=`), the
-result page (polled by htmx while it runs), cancel and the CSV / JSONL exports.
+result page (polled by htmx while it runs), cancel, delete and the CSV / JSONL exports.
 
 Views parse and call playground.evaluations; every lookup is the signed-in user's, so another
 user's evaluation, job or model answers 404.
@@ -108,6 +108,16 @@ def evaluation_cancel(request: HttpRequest, evaluation_id: int) -> HttpResponse:
     else:
         messages.error(request, f"“{evaluation}” has already finished.")
     return redirect("playground:evaluation-detail", evaluation_id=evaluation.pk)
+
+
+@require_POST
+def evaluation_delete(request: HttpRequest, evaluation_id: int) -> HttpResponse:
+    evaluation = get_owned_or_404(Evaluation, request.user, pk=evaluation_id)
+    running = not evaluation.finished
+    ev.delete_evaluation(evaluation)
+    stopped = " Its run stops after the batch it is on." if running else ""
+    messages.success(request, f"Deleted “{evaluation}” and its answers.{stopped}")
+    return redirect("playground:evaluation-list")
 
 
 @require_GET

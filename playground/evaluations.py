@@ -178,6 +178,12 @@ def cancel(evaluation: Evaluation) -> bool:
     return bool(updated)
 
 
+def delete_evaluation(evaluation: Evaluation) -> None:
+    """Delete an evaluation and its rows. A run in progress stops after its current batch: the
+    runner finds its evaluation gone, as if cancelled (evaluation_runner._cancelled)."""
+    evaluation.delete()
+
+
 def job_settings(job: Job) -> Settings:
     """The job's sampling settings: its launched snapshot, else what was given, else defaults."""
     try:

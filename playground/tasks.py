@@ -15,8 +15,8 @@ def run_evaluation_task(evaluation_id: int) -> str:
     if evaluation is None:  # deleted while queued
         return "gone"
     run_evaluation(evaluation)
-    evaluation.refresh_from_db(fields=["status"])
-    return evaluation.status
+    status = Evaluation.objects.filter(pk=evaluation_id).values_list("status", flat=True).first()
+    return status or "gone"  # deleted while it ran
 
 
 @shared_task(name="playground.fail_stuck_deployments")

@@ -36,6 +36,11 @@ playground_patterns = (
             name="evaluation-cancel",
         ),
         path(
+            "evaluations/<int:evaluation_id>/delete/",
+            evaluation_views.evaluation_delete,
+            name="evaluation-delete",
+        ),
+        path(
             "evaluations/<int:evaluation_id>/export/<str:fmt>/",
             evaluation_views.evaluation_export,
             name="evaluation-export",

@@ -20,10 +20,12 @@ from django.test import Client
 from jobs.datasets.importer import import_lines
 from jobs.models import Checkpoint, ModelEntry
 from jobs.registry.services import register_model
+from playground import evaluation_runner
 from playground import evaluations as ev
 from playground.evaluation_runner import run_evaluation
 from playground.evaluation_stats import mean_interval, wilson_interval, win_tie_loss
-from playground.models import Evaluation
+from playground.models import Evaluation, EvaluationRow
+from playground.tasks import run_evaluation_task
 from rewards.models import RewardFunction, RewardVersion
 from tests.support.job_rows import make_job
 from tests.support.tiny_models import save_tiny_model
@@ -421,3 +423,47 @@ def test_cancel_on_the_page_stops_a_queued_run_and_says_so(
     assert evaluation.status == "cancelled"
     again = alice_client.post(f"{url}cancel/", follow=True).content.decode()
     assert "has already finished" in again
+
+
+@pytest.mark.django_db
+def test_alice_deletes_a_finished_evaluation_with_its_rows_and_bob_cannot(
+    alice: User, alice_client: Client, bob_client: Client, setup: dict
+) -> None:
+    refs = [f"model:{setup['starter'].pk}", f"model:{setup['tuned'].pk}"]
+    kept, deleted = start(alice, setup, refs, 2), start(alice, setup, refs, 2)
+    url = f"/playground/evaluations/{deleted.pk}/"
+    assert 'action="' + url + 'delete/"' in alice_client.get(url).content.decode()
+    assert bob_client.post(f"{url}delete/").status_code == 404
+    assert bob_client.delete(f"/api/evaluations/{deleted.pk}/").status_code == 404
+    assert Evaluation.objects.filter(pk=deleted.pk).exists()  # bob deleted nothing
+    page = alice_client.post(f"{url}delete/", follow=True)  # the control: its owner may
+    assert page.redirect_chain == [("/playground/evaluations/", 302)]
+    assert f"Deleted “{deleted}” and its answers." in page.content.decode()
+    assert not Evaluation.objects.filter(pk=deleted.pk).exists()
+    assert not EvaluationRow.objects.filter(evaluation_id=deleted.pk).exists()
+    assert alice_client.get(url).status_code == 404
+    assert kept.rows.count() == 2  # the other one is untouched
+    assert alice_client.delete(f"/api/evaluations/{kept.pk}/").status_code == 204
+    assert not Evaluation.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_evaluation_deleted_while_it_runs_stops_after_its_batch(
+    alice: User, setup: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refs = [f"model:{setup['starter'].pk}", f"model:{setup['tuned'].pk}"]
+    evaluation = ev.create_evaluation(alice, refs, setup["dataset"], setup["version"], SETTINGS)
+    batches = []
+    real_generate = evaluation_runner.generate_answers
+
+    def generate_then_delete(*args: object, **kwargs: object) -> list[str]:
+        batches.append(1)
+        texts = real_generate(*args, **kwargs)
+        ev.delete_evaluation(Evaluation.objects.get(pk=evaluation.pk))  # the user deletes it
+        return texts
+
+    monkeypatch.setattr(evaluation_runner, "BATCH", 2)
+    monkeypatch.setattr(evaluation_runner, "generate_answers", generate_then_delete)
+    assert run_evaluation_task(evaluation.pk) == "gone"
+    assert batches == [1]  # 7 rows in batches of 2: it stopped after the first
+    assert not EvaluationRow.objects.filter(evaluation_id=evaluation.pk).exists()
