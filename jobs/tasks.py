@@ -14,6 +14,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from jobs.actions import claim, refuse_beyond_capacity, requeue_or_fail
+from jobs.datasets.importer import sweep_incoming
 from jobs.models import Job, ModelEntry
 from jobs.registry.export import export_merged
 from jobs.registry.inspection import RegistryError, inspect_model_dir, resolve_hub_id
@@ -85,6 +86,12 @@ def reap_stale_jobs() -> list[int]:
         if requeue_or_fail(job, lost):
             requeued.append(job.pk)
     return requeued
+
+
+@shared_task(name="jobs.sweep_incoming_uploads")
+def sweep_incoming_uploads() -> int:
+    """Periodic (beat): remove dataset uploads a killed web process left half-written."""
+    return len(sweep_incoming())
 
 
 @shared_task(name="jobs.merge_model")

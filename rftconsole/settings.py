@@ -270,6 +270,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("RFT_REAP_INTERVAL", 30, minimum=1)),
     },
     "fail-stuck-deployments": {"task": "playground.fail_stuck_deployments", "schedule": 60.0},
+    "sweep-incoming-uploads": {"task": "jobs.sweep_incoming_uploads", "schedule": 3600.0},
 }
 # A deployment still loading after this many seconds lost its loading thread (its web process
 # was restarted): it is marked failed with that reason (playground/deployments.py).

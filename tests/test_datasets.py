@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from jobs.datasets.importer import convert_lines
+from jobs.datasets.importer import convert_lines, sweep_incoming
 from jobs.models import Dataset
+from jobs.tasks import sweep_incoming_uploads
 
 # A byte-for-byte copy of ../shared/data/bedrock-rft-gsm8k (see its README), so tests stay
 # self-contained wherever the checkout lives.
@@ -160,6 +163,25 @@ def test_a_file_with_bad_lines_7_and_12_is_refused_and_leaves_nothing(
     problems = response.json()["report"]["problems"]
     assert [p["line"] for p in problems] == [7, 12]
     assert not Dataset.objects.exists() and stored_files(data_dir) == []
+
+
+@pytest.mark.django_db
+def test_an_upload_left_half_written_by_a_killed_web_process_is_swept_an_hour_later(
+    alice: User, data_dir: Path
+) -> None:
+    folder = data_dir / "datasets" / str(alice.pk)
+    folder.mkdir(parents=True)
+    stale, fresh = folder / ".incoming-dead.jsonl", folder / ".incoming-live.jsonl"
+    kept = folder / "0a1b.jsonl"  # a stored dataset's file is never an upload in progress
+    for path in (stale, fresh, kept):
+        path.write_bytes(jsonl(GOOD))
+    two_hours_ago = time.time() - 7200
+    for path in (stale, kept):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    assert sweep_incoming_uploads() == 1  # the beat's task
+    assert not stale.exists()
+    assert fresh.exists() and kept.exists()  # still being written; not an upload
+    assert sweep_incoming(older_than_seconds=0) == [fresh]  # the control: age is what kept it
 
 
 def test_a_200_mb_upload_is_refused_cleanly(alice_client: Client, data_dir: Path) -> None:

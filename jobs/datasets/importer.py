@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -176,6 +177,26 @@ def dataset_storage(owner: AbstractBaseUser) -> Path:
     return directory
 
 
+INCOMING_PREFIX = ".incoming-"  # an upload being written; renamed to <token>.jsonl when valid
+
+
+def sweep_incoming(older_than_seconds: float = 3600.0) -> list[Path]:
+    """Remove uploads left half-written by a web process that was killed mid-import (an import
+    that runs removes its own on any error). An import in progress writes to its file all the
+    time, so only files untouched for `older_than_seconds` go."""
+    root = data_dir() / "datasets"
+    cutoff = time.time() - older_than_seconds
+    removed = []
+    for path in root.glob(f"*/{INCOMING_PREFIX}*.jsonl") if root.is_dir() else []:
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # its import finished or failed meanwhile
+            continue
+    return removed
+
+
 def check_size(size: int) -> None:
     limit = settings.RFT_DATASET_MAX_BYTES
     if size > limit:
@@ -213,7 +234,7 @@ def import_lines(
     # A server-made file name: the dataset's name is only shown, never part of a path.
     directory, token = dataset_storage(owner), uuid.uuid4().hex
     stored = safe_child(directory, f"{token}.jsonl")
-    incoming = safe_child(directory, f".incoming-{token}.jsonl")
+    incoming = safe_child(directory, f"{INCOMING_PREFIX}{token}.jsonl")
     try:
         with open_for_write(incoming) as sink:  # encrypted when a key is configured
             report = convert_lines(lines, sink)
