@@ -67,14 +67,22 @@ def claim(job_id: int, worker: str) -> Job | None:
     return job
 
 
+def processes_of(job: Job) -> int:
+    return hyperparameters.Hyperparameters.of_snapshot(job.config).num_processes
+
+
+def queue_of(job: Job) -> str:
+    """The queue its message goes to: `gpu`, or `gpu.N` for a job of N processes."""
+    return gpu_queue_for(processes_of(job))
+
+
 def enqueue(job: Job) -> None:
     """Send the job to `gpu` (one process) or `gpu.N` (N processes), which only gpu workers that
     can host N processes consume; first say so on the job when none has reported that many."""
-    processes = hyperparameters.Hyperparameters.of_snapshot(job.config).num_processes
-    reason = waiting_reason(processes)
+    reason = waiting_reason(processes_of(job))
     if reason:  # before it is sent: once sent, a worker may claim it at any moment
         set_status(job, Job.Status.QUEUED, message=reason)
-    queue_on_commit("jobs.train_job", job.pk, queue=gpu_queue_for(processes))
+    queue_on_commit("jobs.train_job", job.pk, queue=queue_of(job))
 
 
 def waiting_reason(processes: int) -> str:

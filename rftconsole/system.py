@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -82,6 +83,34 @@ def workers_by_queue(timeout: float = 1.0) -> dict[str, list[str]]:
         for queue in queues:
             by_queue.setdefault(queue["name"], []).append(hostname)
     return by_queue
+
+
+@dataclass
+class WorkInHand:
+    """What the workers hold right now: the queues with a worker that has nothing to do (no task
+    running, none reserved), and the tasks running or reserved anywhere."""
+
+    idle_queues: set[str]
+    held: list[dict[str, Any]]
+
+    def holds(self, task_name: str, first_argument: object) -> bool:
+        return any(
+            task.get("name") == task_name and list(task.get("args") or [])[:1] == [first_argument]
+            for task in self.held
+        )
+
+
+def work_in_hand(timeout: float = 1.0) -> WorkInHand:
+    """Ask every live worker its queues, running and reserved tasks (3 broadcasts)."""
+    inspect = app.control.inspect(timeout=timeout)
+    consumed = inspect.active_queues() or {}
+    active, reserved = inspect.active() or {}, inspect.reserved() or {}
+    idle: set[str] = set()
+    for hostname, queues in consumed.items():
+        if hostname in active and not active[hostname] and not reserved.get(hostname):
+            idle.update(queue["name"] for queue in queues)
+    held = [task for tasks in (*active.values(), *reserved.values()) for task in tasks]
+    return WorkInHand(idle, held)
 
 
 def system_status(timeout: float = 1.0) -> SystemStatus:

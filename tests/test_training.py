@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.db.models import F
 
 from jobs.actions import create_job, request_pause, request_stop, resume
 from jobs.models import (
@@ -187,6 +189,33 @@ def test_a_killed_worker_s_job_resumes_on_a_new_worker_without_losing_steps(
     assert steps == list(range(1, 31))  # replayed steps replaced, none lost
     assert job.attempts == 2
     assert any("stopped responding" in e.message for e in job.events.all())
+
+
+@pytest.mark.reliability
+def test_a_queued_job_whose_message_was_lost_is_sent_again_once_a_worker_sits_idle(
+    live_stack: Supervisor, trainer_user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[tuple[Any, ...]] = []
+    with monkeypatch.context() as broker:  # the message never reaches the broker
+        broker.setattr("jobs.actions.queue_on_commit", lambda *args, **_: sent.append(args))
+        job = launch(trainer_user, maxSteps=2)
+    assert sent == [("jobs.train_job", job.pk)]
+    # The control: a job queued a moment ago is left alone, and stays queued.
+    assert job.pk not in reap_stale_jobs()
+    time.sleep(3)
+    job.refresh_from_db()
+    assert job.status == Job.Status.QUEUED
+    # Queued for minutes while the gpu worker has nothing to do: its message is gone.
+    job.events.update(created_at=F("created_at") - timedelta(minutes=5))
+    deadline = time.monotonic() + 120  # until the session's gpu worker is idle
+    while job.pk not in reap_stale_jobs():
+        assert time.monotonic() < deadline, "the reaper never sent the lost job again"
+        time.sleep(2)
+    job = wait_for(job, lambda j: j.status == Job.Status.COMPLETED, 300, "completion")
+    assert train_steps(job) == [1, 2] and job.attempts == 1
+    assert any("message was lost: sent again" in e.message for e in job.events.all())
+    record("faults", ("Fault", "Tried", "Lost"), "a queued job's message lost on its way",
+           "1 job, its message dropped", f"job {job.status}; sent again by the reaper")  # fmt: skip
 
 
 def test_the_arithmetic_demo_config_beats_bedrocks_claimed_gain_headless(
