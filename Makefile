@@ -40,6 +40,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
+# GPU hosts: vLLM and DeepSpeed (the `gpu` extra). Not constrained by requirements.lock: vLLM
+# brings its own torch (CUDA) and transformers pins. Never part of `make up` or `make test`.
+.PHONY: gpu-extras
+gpu-extras: $(STAMP)
+	$(PY) -m pip install -e ".[gpu]"
+
 clean-venv:
 	rm -rf $(VENV)
 
