@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from rftconsole.capacity import startup_capacity
 from rftconsole.celery import DEFAULT_QUEUE, GPU_QUEUE
 from rftconsole.models import WorkerReport
 from rftconsole.processes.supervisor import Supervisor
@@ -54,7 +55,11 @@ def test_the_overview_panel_shows_the_workers(live_stack: Supervisor, client: Cl
     client.force_login(User.objects.create_user("alice"))
     html = client.get("/system/").content.decode()
     assert "no worker" not in html
-    assert html.count("1 worker") == 2
+    # gpu and default, then gpu.2 … gpu.<capacity>: the queues of multi-process jobs the
+    # session's gpu worker takes (one per core here, without CUDA)
+    sized = [f"gpu.{n}" for n in range(2, startup_capacity() + 1)]
+    assert html.count("1 worker") == 2 + len(sized)
+    assert all(f"Queue <code>{queue}</code>" in html for queue in sized)
 
 
 def test_a_worker_main_process_never_loads_torch_and_its_openmp_threads_sleep(
