@@ -25,6 +25,7 @@ from jobs.training.distributed import (
     accelerate_config,
     config_yaml,
     generation_engine,
+    installed_names,
     launch_record,
     trainer_settings,
     unsupported,
@@ -61,6 +62,29 @@ def test_grpo_config_accepts_the_cpu_ddp_settings_of_one_process() -> None:
     config = GRPOConfig(output_dir="unused", report_to=[], **settings)
     assert config.use_cpu and not config.bf16 and config.gradient_checkpointing
     assert accelerate_config(hp(), 1, cuda=False, bf16=False)["distributed_type"] == "NO"
+
+
+def test_older_transformers_get_activation_checkpointing_under_its_old_name() -> None:
+    """transformers before 5.23 (5.17 on a GPU image, 5.20 pinned by vLLM's extra) refuses
+    `activation_checkpointing`: a GPU job failed at once with it (first GPU check, 2026-12-04)."""
+    older = GRPO_FIELDS - {"activation_checkpointing", "activation_checkpointing_kwargs"}
+    older |= {"gradient_checkpointing", "gradient_checkpointing_kwargs"}
+    lora = trainer_settings(hp("gpu"), cuda=True, bf16=True, vllm=False)
+    renamed = installed_names(lora, older)
+    assert renamed["gradient_checkpointing"] is True
+    assert renamed["gradient_checkpointing_kwargs"] == {"use_reentrant": False}
+    fsdp = trainer_settings(hp("gpu", numProcesses=2, distributed="fsdp"), True, True, False)
+    sharded = installed_names(fsdp, older)
+    assert sharded["gradient_checkpointing"] is False
+    assert sharded["fsdp_config"]["activation_checkpointing"] is True  # FSDP's own keeps its name
+    assert set(renamed) <= older and set(sharded) <= older
+    assert not set(lora) <= older  # the control: the current names are what an old one refuses
+
+
+def test_the_installed_transformers_takes_the_current_names_unchanged() -> None:
+    settings = trainer_settings(hp("gpu"), cuda=True, bf16=True, vllm=False)
+    assert installed_names(settings, GRPO_FIELDS) == settings
+    assert {"activation_checkpointing", "activation_checkpointing_kwargs"} <= GRPO_FIELDS
 
 
 def test_several_cpu_processes_start_a_gloo_group_from_the_settings(tmp_path: Path) -> None:

@@ -64,6 +64,19 @@ def trainer_settings(hp: Hyperparameters, cuda: bool, bf16: bool, vllm: bool) ->
     return settings
 
 
+def installed_names(settings: dict[str, Any], known: set[str]) -> dict[str, Any]:
+    """`settings` under the keyword names the installed GRPOConfig knows (`known`, its fields).
+
+    transformers releases before 5.23 (5.20, which the vLLM extra pins, among them) know
+    activation checkpointing only as `gradient_checkpointing`, and refuse the new name; the
+    setting inside `fsdp_config` is FSDP's own and keeps its name everywhere.
+    """
+    if "activation_checkpointing" in known or "gradient_checkpointing" not in known:
+        return settings
+    old = "gradient_checkpointing"
+    return {key.replace("activation_checkpointing", old): value for key, value in settings.items()}
+
+
 def gradient_checkpointing(hp: Hyperparameters) -> bool:
     """Whether activations are recomputed in the backward pass: TRL's default, on GPUs and on
     CPU alike (CPU jobs have always run so; the engine-overhead bench compares like with like).

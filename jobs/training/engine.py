@@ -6,6 +6,7 @@ last checkpoint when there is one) → Evaluating → the best checkpoint become
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 from pathlib import Path
@@ -21,7 +22,12 @@ from jobs.models import Checkpoint, Job, MetricPoint
 from jobs.registry.loading import SamplingSettings, load_for_inference, load_tokenizer
 from jobs.training.callback import JobCallback, record_metric
 from jobs.training.data import JobData, prepare, to_hf_dataset
-from jobs.training.distributed import trainer_settings, unsupported, vllm_available
+from jobs.training.distributed import (
+    installed_names,
+    trainer_settings,
+    unsupported,
+    vllm_available,
+)
 from jobs.training.facts import WorkerFacts, job_dir, record_launch
 from jobs.training.group import broadcast, is_main, world_size
 from jobs.training.hyperparameters import Hyperparameters
@@ -56,6 +62,8 @@ def load_base(job: Job) -> PreTrainedModel:
 def grpo_config(hp: Hyperparameters, output_dir: Path) -> GRPOConfig:
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
+    choices = trainer_settings(hp, cuda, bf16, vllm_available())
+    known = {field.name for field in dataclasses.fields(GRPOConfig)}
     return GRPOConfig(
         output_dir=str(output_dir),
         num_train_epochs=hp.epoch_count,
@@ -78,7 +86,7 @@ def grpo_config(hp: Hyperparameters, output_dir: Path) -> GRPOConfig:
         report_to=[],
         disable_tqdm=True,
         # the device, precision, checkpointing, sharding and vLLM choices (distributed.py)
-        **trainer_settings(hp, cuda, bf16, vllm_available()),
+        **installed_names(choices, known),
     )
 
 
