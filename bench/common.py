@@ -128,8 +128,9 @@ class Console:
         deadline = time.monotonic() + self.ready_timeout
         while "is ready at" not in self.log.read_text(errors="replace"):
             if self.process.poll() is not None or time.monotonic() > deadline:
+                log = self.log.read_text(errors="replace")[-3000:]  # read before the dir goes
                 self.__exit__(None, None, None)
-                raise RuntimeError(f"the console did not start:\n{self.log.read_text()[-3000:]}")
+                raise RuntimeError(f"the console did not start:\n{log}")
             time.sleep(0.2)
         return self
 

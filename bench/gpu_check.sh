@@ -8,9 +8,11 @@
 # transformers' generate (RFT_VLLM=0) and, where the vllm package imports, with vLLM (colocate
 # mode). Per run it prints s/step and tokens/s (medians of steps 2..N), the peak GPU memory of rank
 # 0 (torch.cuda.max_memory_allocated, GiB) and tuned/base validation accuracy, then one verdict
-# line with the goals. A fresh data dir under a temporary directory (migrate, admin, the starter
-# from the shared cache: bench/common.py prepare_data_dir, as `make up` does); the job runs as that
-# admin. Builds nothing: it needs the .venv and the starter cache that `make up`/`make test` make.
+# line with the goals. Then bench/gpu_serve_check.py: a console with RFT_INFERENCE_DEVICE=cuda:0
+# serves the deployed starter over /v1 (structured outputs, logprobs, completions, responses).
+# A fresh data dir under a temporary directory (migrate, admin, the starter from the shared cache:
+# bench/common.py prepare_data_dir, as `make up` does); the job runs as that admin. Builds
+# nothing: it needs the .venv and the starter cache that `make up`/`make test` make.
 #
 # Where torch sees no CUDA GPU it prints one line saying so and exits 0: nothing to measure.
 set -euo pipefail
@@ -18,7 +20,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="$ROOT/.venv/bin/python"
 STEPS="${GPU_CHECK_STEPS:-60}"
-BUDGET=540 # seconds for every job together: the whole check stays under 10 minutes
+BUDGET=420 # seconds for every job together: with the serving check the whole stays under 10 minutes
 
 if [[ ! -x "$PY" ]]; then
     echo "gpu_check: no virtual environment at $ROOT/.venv: run \`make up\` or \`make test\` first" >&2
@@ -69,5 +71,9 @@ fi
 
 echo "gpu_check: $devices CUDA GPU(s), torch $torch_version, $STEPS steps per run, ${BUDGET} s for all"
 cd "$ROOT"
-exec "$PY" bench/multi_process.py --device cuda --steps "$STEPS" --processes "${processes[@]}" \
-    --vllm "${engines[@]}" --budget "$BUDGET" --job-timeout 300
+status=0
+"$PY" bench/multi_process.py --device cuda --steps "$STEPS" --processes "${processes[@]}" \
+    --vllm "${engines[@]}" --budget "$BUDGET" --job-timeout 300 || status=$?
+# Serving: /v1 with the deployment's weights on GPU 0 (about a minute; bench/gpu_serve_check.py).
+DEVICE=cuda:0 "$PY" bench/gpu_serve_check.py || status=$?
+exit "$status"

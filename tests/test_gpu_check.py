@@ -117,3 +117,52 @@ def test_a_gpu_check_on_one_gpu_reports_vllm_and_says_2_processes_did_not_run(
 
     assert line.startswith("multiprocess (cuda): 2 processes vs 1 not measured (no such pair ran)")
     assert "vLLM 2.00× the speed of generate at 1 process(es) (goal ≥ 1.0) ✓" in line
+
+
+class Replies:
+    """Stands in for the console's /v1 in the serving check's judgement of replies."""
+
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+
+    def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        return 200, self.reply(body) if callable(self.reply) else self.reply
+
+
+def chat(content: str) -> dict[str, Any]:
+    return {"choices": [{"message": {"content": content}}], "usage": {"completion_tokens": 9}}
+
+
+def streamed(content: str) -> list[dict[str, Any]]:
+    return [{"choices": [{"delta": {"content": part}}]} for part in (content[:5], content[5:])]
+
+
+@pytest.fixture
+def serving(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    return importlib.import_module("gpu_serve_check")
+
+
+def test_the_serving_check_fails_an_answer_that_breaks_the_schema(serving: ModuleType) -> None:
+    good = '{"name": "Gus", "age": 31, "city": "Oslo"}'
+    bad = '{"name": "Gus", "age": "31", "city": "Oslo"}'  # the age as a string
+
+    def answer(text: str) -> Any:
+        return lambda body: streamed(text) if body["stream"] else chat(text)
+
+    assert serving.structured(Replies(answer(good)))[0] is True
+    ok, detail = serving.structured(Replies(answer(bad)))
+    assert ok is False and "'31' is not of type 'integer'" in detail
+    assert serving.structured(Replies(answer("Gus, 31, Oslo")))[0] is False
+
+
+def test_the_serving_check_fails_logprobs_that_a_greedy_answer_cannot_have(
+    serving: ModuleType,
+) -> None:
+    def logprobs(chosen: float, top: float) -> dict[str, Any]:
+        token = {"logprob": chosen, "top_logprobs": [{"logprob": top}, {"logprob": -9.0}]}
+        return {"choices": [{"logprobs": {"content": [token, token]}}]}
+
+    assert serving.logprobs(Replies(logprobs(-0.2, -0.2)))[0] is True
+    assert serving.logprobs(Replies(logprobs(-2.0, -0.2)))[0] is False  # not the top token
+    assert serving.logprobs(Replies(logprobs(0.5, 0.5)))[0] is False  # a probability above 1
