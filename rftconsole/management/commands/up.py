@@ -303,7 +303,7 @@ class Command(BaseCommand):
             ],
             logs / "beat.log",
             lambda: False,
-            describe="periodic tasks (re-queues jobs whose worker died)",
+            describe="periodic tasks (re-queues lost jobs, fails stuck deploys, sweeps uploads)",
         )
         beat.is_ready = functools.partial(said_since_start, beat, b"beat: Starting")
         self.start_child(supervisor, beat, timeout)
