@@ -62,7 +62,7 @@ else
 fi
 engines=(off)
 if ! "$PY" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("vllm") is None)'; then
-    echo "vLLM not measured: the vllm package is not installed in .venv (it cannot be: vLLM 0.33 pins torch 2.14 and transformers < 5.21, the lock has torch 2.13 and transformers 5.23)"
+    echo "vLLM not measured: the vllm package is not installed (\`make gpu-extras\` installs it on a GPU host, outside the lock: vLLM 0.33 pins torch 2.14 and transformers < 5.21, the lock has torch 2.13 and transformers 5.23)"
 elif ! error="$("$PY" -c 'import vllm' 2>&1)"; then
     echo "vLLM not measured: vllm is installed in .venv but does not import: ${error##*$'\n'}"
 else
